@@ -1,0 +1,1 @@
+"""Messenger channels: one package per messenger behind the ``Channel`` protocol."""

@@ -1,0 +1,219 @@
+"""``rundfunk``: serve, migrate, and the admin verbs for workspaces, members, tokens,
+channels and broadcasts. Each command is a thin call into a service verb."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, TypeVar
+
+import typer
+
+from rundfunk.config import Settings
+from rundfunk.db.migrate import upgrade
+from rundfunk.db.session import Database
+from rundfunk.services import bootstrap, broadcasts, channels
+from rundfunk.services import workspaces as ws
+from rundfunk.services.actors import Actor, Role
+from rundfunk.services.errors import ServiceError
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Rundfunk: broadcast channels and private conversations on messengers.",
+    no_args_is_help=True,
+)
+workspace_app = typer.Typer(help="Manage workspaces (one per business).", no_args_is_help=True)
+member_app = typer.Typer(help="Manage staff logins of a workspace.", no_args_is_help=True)
+token_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+channel_app = typer.Typer(help="Manage connected messenger channels.", no_args_is_help=True)
+broadcast_app = typer.Typer(help="Send broadcasts.", no_args_is_help=True)
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(member_app, name="member")
+app.add_typer(token_app, name="token")
+app.add_typer(channel_app, name="channel")
+app.add_typer(broadcast_app, name="broadcast")
+
+WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace slug.")]
+
+
+def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+    """Migrate, run one service call, and turn service errors into a clear message."""
+
+    async def main() -> T:
+        db = Database(Settings().resolved_database_url)
+        try:
+            await upgrade(db)
+            return await work(db)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(main())
+    except ServiceError as exc:
+        typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+
+
+async def _actor(db: Database, slug: str) -> Actor:
+    return Actor(workspace_id=await ws.workspace_id_by_slug(db, slug), role=Role.OWNER, label="cli")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (RUNDFUNK_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (RUNDFUNK_PORT).")] = None,
+    worker: Annotated[
+        bool, typer.Option(help="Run the dispatcher and scheduler in this process.")
+    ] = True,
+) -> None:
+    """Start the web UI, the API and (by default) the worker in one process."""
+    import uvicorn
+
+    from rundfunk.web.app import create_app
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    demo = _run(bootstrap.ensure_demo) if settings.demo else None
+    typer.echo(f"Rundfunk is starting on {settings.public_url}")
+    if demo is not None:
+        typer.echo(
+            "\nFirst start: a demo workspace with a sandbox channel was created.\n"
+            f"  URL:       {settings.public_url}\n"
+            f"  login:     {demo.email}\n"
+            f"  password:  {demo.password}\n"
+            f"  API token: {demo.token}\n"
+            f"  try it:    curl -X POST {settings.public_url}/sandbox/{demo.channel_id}/phones/"
+            "4915100000001/messages -H 'content-type: application/json' "
+            "-d '{\"text\": \"START\"}'\n"
+            "These are shown only once; keep them.\n"
+        )
+    sys.stdout.flush()
+    uvicorn.run(
+        create_app(settings, run_worker=worker),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+    )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date (safe to run at any time)."""
+    _run(lambda db: asyncio.sleep(0))
+    typer.echo("database is up to date")
+
+
+@workspace_app.command("create")
+def workspace_create(
+    slug: str, name: Annotated[str | None, typer.Option(help="Display name.")] = None
+) -> None:
+    """Create a workspace."""
+    workspace_id = _run(lambda db: ws.create_workspace(db, slug=slug, name=name))
+    typer.echo(f"workspace {slug} created (id {workspace_id})")
+
+
+@member_app.command("create")
+def member_create(
+    workspace: WorkspaceOpt,
+    email: Annotated[str, typer.Option(help="Login e-mail.")],
+    role: Annotated[Role, typer.Option(help="owner, admin, editor or agent.")] = Role.AGENT,
+    name: Annotated[str | None, typer.Option(help="Display name.")] = None,
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="Login password (asked for when not given).",
+        ),
+    ] = "",
+) -> None:
+    """Create a staff member with a role and a password."""
+
+    async def work(db: Database) -> int:
+        workspace_id = await ws.workspace_id_by_slug(db, workspace)
+        return await ws.create_member(
+            db, workspace_id=workspace_id, email=email, role=role, name=name, password=password
+        )
+
+    typer.echo(f"member {email} created (id {_run(work)}, role {role.value})")
+
+
+@token_app.command("create")
+def token_create(
+    workspace: WorkspaceOpt,
+    role: Annotated[Role, typer.Option(help="The role the token acts with.")] = Role.EDITOR,
+    name: Annotated[str, typer.Option(help="What the token is for.")] = "api",
+) -> None:
+    """Create an API token; it is printed once, alone on the last line."""
+
+    async def work(db: Database) -> str:
+        workspace_id = await ws.workspace_id_by_slug(db, workspace)
+        return await ws.create_token(db, workspace_id=workspace_id, role=role, name=name)
+
+    token = _run(work)
+    typer.echo(f"API token for {workspace} with role {role.value} (shown only once):")
+    typer.echo(token)
+
+
+@channel_app.command("add")
+def channel_add(
+    workspace: WorkspaceOpt,
+    name: Annotated[str, typer.Option(help="Channel name.")],
+    kind: Annotated[str, typer.Option(help="Channel kind: sandbox.")] = "sandbox",
+) -> None:
+    """Connect a channel to a workspace."""
+
+    async def work(db: Database) -> dict[str, object]:
+        return await channels.create_channel(
+            db, actor=await _actor(db, workspace), kind=kind, name=name
+        )
+
+    created = _run(work)
+    typer.echo(f"channel {created['name']} added (id {created['id']}, kind {created['kind']})")
+
+
+@broadcast_app.command("send")
+def broadcast_send(
+    workspace: WorkspaceOpt,
+    channel: Annotated[int, typer.Option(help="Channel id.")],
+    text: Annotated[str, typer.Option(help="Message text; {{ contact.name }} personalizes.")],
+    topic: Annotated[list[str] | None, typer.Option(help="Topic key (repeatable).")] = None,
+    media_url: Annotated[str | None, typer.Option(help="Image or file URL.")] = None,
+    at: Annotated[str | None, typer.Option(help="Send later: ISO 8601 with time zone.")] = None,
+) -> None:
+    """Send a broadcast now, or schedule it with --at."""
+    send_at = None
+    if at is not None:
+        try:
+            send_at = datetime.fromisoformat(at)
+        except ValueError:
+            typer.secho(
+                f"error: --at {at!r} is not an ISO 8601 time", fg=typer.colors.RED, err=True
+            )
+            raise typer.Exit(2) from None
+
+    async def work(db: Database) -> dict[str, object]:
+        actor = await _actor(db, workspace)
+        created = await broadcasts.create_broadcast(
+            db,
+            actor=actor,
+            channel_id=channel,
+            text=text,
+            topic_keys=topic or [],
+            media_url=media_url,
+            send_at=send_at,
+        )
+        if send_at is None:
+            created = await broadcasts.send_broadcast(
+                db, actor=actor, broadcast_id=int(created["id"])
+            )
+        return created
+
+    result = _run(work)
+    stats = result["stats"]
+    assert isinstance(stats, dict)
+    typer.echo(f"broadcast {result['id']} is {result['status']} ({stats['total']} recipients)")

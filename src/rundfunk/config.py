@@ -1,0 +1,103 @@
+"""All of Rundfunk's settings, read once from ``RUNDFUNK_*`` environment variables.
+
+Every field is documented here and in the README's configuration table; nothing else
+in the code reads the environment.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RUNDFUNK_", extra="ignore")
+
+    data_dir: Path = Field(
+        default=Path("rundfunk-data"),
+        description="Where the embedded mode keeps its SQLite file and generated secret key.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "sqlite:///path/to/file.db or postgresql://user:pass@host/db. The async driver "
+            "(aiosqlite, asyncpg) is chosen internally. Default: SQLite in the data dir."
+        ),
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description=(
+            "Key that encrypts channel credentials at rest. Default: generated once and "
+            "kept in <data_dir>/secret.key. Set it explicitly when several machines share a "
+            "database."
+        ),
+    )
+    host: str = Field(default="127.0.0.1", description="Address the web server binds to.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port the web server binds to.")
+    base_url: str | None = Field(
+        default=None,
+        description="Public URL of this installation (for webhook URLs). Default: http://host:port",
+    )
+    sandbox_enabled: bool = Field(
+        default=True,
+        description="Serve the sandbox channel's simulated-phone endpoints under /sandbox.",
+    )
+    demo: bool = Field(
+        default=True,
+        description="On first start of an empty database, create a demo workspace and owner.",
+    )
+    # Dispatcher tuning. Defaults fit one process on a small machine.
+    chunk_size: int = Field(default=500, ge=1, le=10_000, description="Deliveries per claim.")
+    send_concurrency: int = Field(default=64, ge=1, le=1024, description="Parallel sends.")
+    lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a claimed chunk stays ours before others may take it.",
+    )
+    max_attempts: int = Field(default=5, ge=1, description="Sends tried before a delivery fails.")
+    retry_base_seconds: float = Field(default=2.0, gt=0, description="First retry delay.")
+    retry_cap_seconds: float = Field(default=300.0, gt=0, description="Longest retry delay.")
+    pause_error_share: float = Field(
+        default=0.5, gt=0, le=1, description="Pause a broadcast when this share of sends fails."
+    )
+    pause_min_sample: int = Field(
+        default=50, ge=1, description="Sends attempted before the error share is judged."
+    )
+    poll_seconds: float = Field(
+        default=0.5, gt=0, description="How often an idle worker and the scheduler look for work."
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = value.split("://", 1)[0].split("+", 1)[0]
+        if scheme not in {"sqlite", "postgresql", "postgres"}:
+            raise ValueError("RUNDFUNK_DATABASE_URL must start with sqlite:// or postgresql://")
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'rundfunk.db').resolve()}"
+
+    @cached_property
+    def resolved_secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        path.write_text(key + "\n")
+        path.chmod(0o600)
+        return key
+
+    @property
+    def public_url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")

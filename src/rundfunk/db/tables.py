@@ -1,0 +1,294 @@
+"""Every table of Rundfunk, as SQLAlchemy Core tables.
+
+Core rather than ORM because the hot paths (fan-out, claiming, status batches) are
+set-based SQL; the migrations in ``migrations/versions`` create exactly these.
+Every row that belongs to a business carries ``workspace_id`` so that each query can
+be scoped to one workspace.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from rundfunk.db.types import UTCDateTime
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _ws() -> Column[int]:
+    return Column(
+        "workspace_id", Integer, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False
+    )
+
+
+def _created() -> Column[object]:
+    return Column("created_at", UTCDateTime(), nullable=False)
+
+
+workspaces = Table(
+    "workspaces",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("slug", String(64), nullable=False, unique=True),
+    Column("name", String(200), nullable=False),
+    # privacy_url, imprint_url, timezone, welcome/goodbye/help texts (see services.workspaces)
+    Column("settings", JSON, nullable=False),
+    _created(),
+)
+
+members = Table(
+    "members",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _ws(),
+    Column("email", String(254), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),  # owner | admin | editor | agent
+    Column("password_hash", String(200)),  # argon2; NULL until a password is set
+    _created(),
+    UniqueConstraint("workspace_id", "email"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _ws(),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE")),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("prefix", String(16), nullable=False),  # shown in listings, never the secret
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 of the token
+    _created(),
+    Column("last_used_at", UTCDateTime()),
+    Column("revoked_at", UTCDateTime()),
+)
+
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _ws(),
+    Column("kind", String(16), nullable=False),  # sandbox | whatsapp | telegram
+    Column("name", String(200), nullable=False),
+    Column("credentials", Text),  # Fernet-encrypted JSON; never returned by the API
+    Column("settings", JSON, nullable=False),  # keywords, throughput, sandbox behaviour
+    Column("status", String(16), nullable=False),  # active | disabled
+    Column("status_reason", Text),
+    _created(),
+)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _ws(),
+    Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("address", String(128), nullable=False),  # wa_id, chat id, sandbox phone
+    Column("name", String(200)),
+    Column("language", String(16)),
+    Column("attributes", JSON, nullable=False),
+    Column("tags", JSON, nullable=False),
+    # The channel-wide opt-in: subscribed | unsubscribed | none (wrote, never opted in).
+    Column("status", String(16), nullable=False),
+    Column("blocked", Boolean, nullable=False),
+    Column("last_inbound_at", UTCDateTime()),
+    _created(),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("channel_id", "address"),
+    Index(None, "channel_id", "status"),
+)
+
+topics = Table(
+    "topics",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _ws(),
+    Column("key", String(64), nullable=False),
+    Column("name", String(200), nullable=False),
+    _created(),
+    UniqueConstraint("workspace_id", "key"),
+)
+
+# A contact's interest in one topic. The channel-wide opt-in is contacts.status; a
+# subscription row only counts while that is "subscribed".
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _ws(),
+    Column("contact_id", Integer, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("topic_id", Integer, ForeignKey("topics.id", ondelete="CASCADE"), nullable=False),
+    _created(),
+    UniqueConstraint("contact_id", "topic_id"),
+    Index(None, "topic_id", "contact_id"),
+)
+
+# Append-only: rows are inserted, never updated or deleted (except by erasure of the
+# whole contact).
+consent_events = Table(
+    "consent_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _ws(),
+    Column("contact_id", Integer, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # opt_in | opt_out
+    Column("topic_id", Integer, ForeignKey("topics.id", ondelete="SET NULL")),
+    Column("source", String(32), nullable=False),  # keyword | api | platform | send_error
+    Column("keyword", Text),  # what the person wrote, if anything
+    Column("text_shown", Text),  # the confirmation we answered with
+    Column("actor", String(64), nullable=False),  # contact | member:<id> | token:<id> | platform
+    _created(),
+    Index(None, "contact_id"),
+)
+
+broadcasts = Table(
+    "broadcasts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _ws(),
+    Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("media_url", Text),
+    Column("topic_ids", JSON, nullable=False),  # empty: every subscriber of the channel
+    # draft | scheduled | sending | paused | done | cancelled
+    Column("status", String(16), nullable=False),
+    Column("status_reason", Text),
+    Column("send_at", UTCDateTime()),
+    Column("started_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+    Column("total", Integer, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    _created(),
+    Index(None, "status", "send_at"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column(
+        "broadcast_id", Integer, ForeignKey("broadcasts.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("contact_id", Integer, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", Integer, nullable=False),
+    # queued | sending | sent | delivered | read | failed | skipped (core.deliveries)
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime(), nullable=False),
+    Column("lease_until", UTCDateTime()),
+    Column("provider_message_id", String(128)),
+    Column("error_code", String(32)),
+    Column("error_reason", Text),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    # The delivery guarantee: one row, hence at most one send, per broadcast and person.
+    UniqueConstraint("broadcast_id", "contact_id"),
+    # The claim query walks this index: queued rows that are due, oldest first.
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "provider_message_id"),
+)
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _ws(),
+    Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    # One conversation per contact: resolved ones are reopened by the next message.
+    Column(
+        "contact_id",
+        Integer,
+        ForeignKey("contacts.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    Column("status", String(16), nullable=False),  # open | pending | resolved
+    Column("assignee_id", Integer, ForeignKey("members.id", ondelete="SET NULL")),
+    Column("last_inbound_at", UTCDateTime()),
+    Column("last_message_at", UTCDateTime(), nullable=False),
+    _created(),
+    Index(None, "workspace_id", "status"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _ws(),
+    Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", Integer, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    # NULL for keyword traffic (START/STOP and their confirmations), which is logged
+    # but does not open a conversation.
+    Column("conversation_id", Integer, ForeignKey("conversations.id", ondelete="CASCADE")),
+    Column("direction", String(8), nullable=False),  # in | out | note
+    Column("kind", String(16), nullable=False),  # text | media | location | ... | system
+    Column("text", Text),
+    Column("media_url", Text),
+    Column("payload", JSON),  # the channel-neutral details of non-text messages
+    Column("provider_message_id", String(128)),
+    # outbound: queued | sending | sent | delivered | read | failed; inbound: received
+    Column("status", String(16), nullable=False),
+    Column("author_id", Integer, ForeignKey("members.id", ondelete="SET NULL")),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime()),
+    Column("lease_until", UTCDateTime()),
+    Column("error_reason", Text),
+    _created(),
+    # Inbound deduplication: a provider id is stored once per channel.
+    UniqueConstraint("channel_id", "provider_message_id"),
+    Index(None, "conversation_id", "id"),
+    Index(None, "status", "next_attempt_at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _ws(),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(64), nullable=False),  # broadcast.send, conversation.assign, …
+    Column("target_type", String(32)),
+    Column("target_id", Integer),
+    Column("details", JSON, nullable=False),
+    _created(),
+)
+
+# The sandbox channel's simulated platform: what each simulated phone received. It
+# lives in the same database as the deliveries so that "the phone got it" and "the
+# delivery is sent" commit together (exactly-once by construction).
+sandbox_messages = Table(
+    "sandbox_messages",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("address", String(128), nullable=False),
+    Column("provider_message_id", String(64), nullable=False, unique=True),
+    Column("text", Text),
+    Column("media_url", Text),
+    Column("callback_data", String(64)),
+    Column("status", String(16), nullable=False),  # sent | delivered | read
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),
+    Column("read_at", UTCDateTime()),
+    Index(None, "channel_id", "address"),
+    Index(None, "status", "received_at"),
+)

@@ -1,0 +1,233 @@
+"""The team inbox: private conversations, agent replies, notes, assignment, resolution."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rundfunk.db.session import Database
+from rundfunk.db.tables import contacts, conversations, members, messages
+from rundfunk.db.types import utcnow
+from rundfunk.services import audit
+from rundfunk.services.actors import Actor
+from rundfunk.services.errors import Invalid, NotFound
+from rundfunk.services.outbox import queue_message
+
+STATUSES = ("open", "pending", "resolved")
+MAX_TEXT = 4096
+
+_CONVERSATION = (
+    conversations.c.id,
+    conversations.c.channel_id,
+    conversations.c.contact_id,
+    contacts.c.name.label("contact_name"),
+    contacts.c.address.label("contact_address"),
+    conversations.c.status,
+    conversations.c.assignee_id,
+    conversations.c.last_inbound_at,
+    conversations.c.last_message_at,
+    conversations.c.created_at,
+)
+_MESSAGE = (
+    messages.c.id,
+    messages.c.direction,
+    messages.c.kind,
+    messages.c.text,
+    messages.c.media_url,
+    messages.c.status,
+    messages.c.author_id,
+    messages.c.error_reason,
+    messages.c.created_at,
+)
+
+
+def _conversations() -> Any:
+    return select(*_CONVERSATION).join(contacts, contacts.c.id == conversations.c.contact_id)
+
+
+async def list_conversations(
+    db: Database,
+    *,
+    actor: Actor,
+    status: str | None = None,
+    assignee_id: int | None = None,
+    unassigned: bool = False,
+    channel_id: int | None = None,
+    after_id: int = 0,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    if status is not None and status not in STATUSES:
+        raise Invalid(f"status must be one of {', '.join(STATUSES)}")
+    query = (
+        _conversations()
+        .where(conversations.c.workspace_id == actor.workspace_id, conversations.c.id > after_id)
+        .order_by(conversations.c.id)
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(conversations.c.status == status)
+    if assignee_id is not None:
+        query = query.where(conversations.c.assignee_id == assignee_id)
+    if unassigned:
+        query = query.where(conversations.c.assignee_id.is_(None))
+    if channel_id is not None:
+        query = query.where(conversations.c.channel_id == channel_id)
+    async with db.read() as conn:
+        return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+async def _get(conn: AsyncConnection, actor: Actor, conversation_id: int) -> dict[str, Any]:
+    row = (
+        await conn.execute(
+            _conversations().where(
+                conversations.c.id == conversation_id,
+                conversations.c.workspace_id == actor.workspace_id,
+            )
+        )
+    ).first()
+    if row is None:
+        raise NotFound(f"no conversation {conversation_id}")
+    return dict(row._mapping)
+
+
+async def get_conversation(db: Database, *, actor: Actor, conversation_id: int) -> dict[str, Any]:
+    async with db.read() as conn:
+        return await _get(conn, actor, conversation_id)
+
+
+async def list_messages(
+    db: Database, *, actor: Actor, conversation_id: int, after_id: int = 0, limit: int = 100
+) -> list[dict[str, Any]]:
+    async with db.read() as conn:
+        await _get(conn, actor, conversation_id)
+        rows = await conn.execute(
+            select(*_MESSAGE)
+            .where(messages.c.conversation_id == conversation_id, messages.c.id > after_id)
+            .order_by(messages.c.id)
+            .limit(limit)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def _check_text(text: str) -> str:
+    if not text.strip():
+        raise Invalid("text must not be empty")
+    if len(text) > MAX_TEXT:
+        raise Invalid(f"text is longer than {MAX_TEXT} characters")
+    return text
+
+
+async def _message(conn: AsyncConnection, message_id: int) -> dict[str, Any]:
+    row = (await conn.execute(select(*_MESSAGE).where(messages.c.id == message_id))).one()
+    return dict(row._mapping)
+
+
+async def reply(
+    db: Database, *, actor: Actor, conversation_id: int, text: str, media_url: str | None = None
+) -> dict[str, Any]:
+    """Queue an agent's answer; the dispatcher sends it to this one contact only."""
+    _check_text(text)
+    async with db.write() as conn:
+        conversation = await _get(conn, actor, conversation_id)
+        message_id = await queue_message(
+            conn,
+            workspace_id=actor.workspace_id,
+            channel_id=conversation["channel_id"],
+            contact_id=conversation["contact_id"],
+            conversation_id=conversation_id,
+            text=text,
+            media_url=media_url,
+            author_id=actor.member_id,
+        )
+        await conn.execute(
+            update(conversations)
+            .where(conversations.c.id == conversation_id)
+            .values(last_message_at=utcnow())
+        )
+        await audit.record(
+            conn, actor, "conversation.reply", target_type="conversation", target_id=conversation_id
+        )
+        return await _message(conn, message_id)
+
+
+async def add_note(
+    db: Database, *, actor: Actor, conversation_id: int, text: str
+) -> dict[str, Any]:
+    """An internal note: shown to the team, never sent."""
+    _check_text(text)
+    async with db.write() as conn:
+        conversation = await _get(conn, actor, conversation_id)
+        result = await conn.execute(
+            messages.insert().values(
+                workspace_id=actor.workspace_id,
+                channel_id=conversation["channel_id"],
+                contact_id=conversation["contact_id"],
+                conversation_id=conversation_id,
+                direction="note",
+                kind="text",
+                text=text,
+                status="stored",
+                author_id=actor.member_id,
+                attempts=0,
+                created_at=utcnow(),
+            )
+        )
+        assert result.inserted_primary_key is not None
+        return await _message(conn, int(result.inserted_primary_key[0]))
+
+
+async def assign(
+    db: Database, *, actor: Actor, conversation_id: int, member_id: int | None
+) -> dict[str, Any]:
+    async with db.write() as conn:
+        await _get(conn, actor, conversation_id)
+        if member_id is not None:
+            found = await conn.scalar(
+                select(members.c.id).where(
+                    members.c.id == member_id, members.c.workspace_id == actor.workspace_id
+                )
+            )
+            if found is None:
+                raise NotFound(f"no member {member_id}")
+        await conn.execute(
+            update(conversations)
+            .where(conversations.c.id == conversation_id)
+            .values(assignee_id=member_id)
+        )
+        await audit.record(
+            conn,
+            actor,
+            "conversation.assign",
+            target_type="conversation",
+            target_id=conversation_id,
+            details={"member_id": member_id},
+        )
+        return await _get(conn, actor, conversation_id)
+
+
+async def _set_status(
+    db: Database, actor: Actor, conversation_id: int, status: str
+) -> dict[str, Any]:
+    async with db.write() as conn:
+        await _get(conn, actor, conversation_id)
+        await conn.execute(
+            update(conversations).where(conversations.c.id == conversation_id).values(status=status)
+        )
+        await audit.record(
+            conn,
+            actor,
+            f"conversation.{'resolve' if status == 'resolved' else 'reopen'}",
+            target_type="conversation",
+            target_id=conversation_id,
+        )
+        return await _get(conn, actor, conversation_id)
+
+
+async def resolve(db: Database, *, actor: Actor, conversation_id: int) -> dict[str, Any]:
+    return await _set_status(db, actor, conversation_id, "resolved")
+
+
+async def reopen(db: Database, *, actor: Actor, conversation_id: int) -> dict[str, Any]:
+    return await _set_status(db, actor, conversation_id, "open")

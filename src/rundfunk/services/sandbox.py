@@ -1,0 +1,212 @@
+"""The sandbox platform's storage: what the simulated phones received and reported.
+
+``DatabaseSandbox.deliver`` writes the phone's receipt and marks the delivery (or
+message) sent in the same transaction, guarded by ``status = 'sending'``: a row is
+put on a phone at most once, whatever crashes when. Receipts are written in groups
+(one commit for all sends that arrive within a few milliseconds) because a commit
+per message would cap the sandbox at the disk's commit rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rundfunk.channels.base import InboundMessage, OutboundMessage, StatusUpdate
+from rundfunk.channels.sandbox import SandboxBehaviour
+from rundfunk.core.deliveries import DeliveryStatus
+from rundfunk.core.errors import RetryableError
+from rundfunk.db.session import Database
+from rundfunk.db.tables import channels, deliveries, messages, sandbox_messages
+from rundfunk.db.types import utcnow
+from rundfunk.services import inbound
+from rundfunk.services.errors import Invalid, NotFound
+from rundfunk.services.statuses import apply_statuses, parse_callback
+
+_GROUP_WINDOW_S = 0.002
+
+
+@dataclass
+class _Pending:
+    channel_id: int
+    message: OutboundMessage
+    future: asyncio.Future[str]
+
+
+class DatabaseSandbox:
+    """Implements ``channels.sandbox.SandboxPlatform`` on Rundfunk's own database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def deliver(self, channel_id: int, message: OutboundMessage) -> str:
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(channel_id, message, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(_GROUP_WINDOW_S)
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                async with self._db.write() as conn:
+                    ids = [await _put_on_phone(conn, item) for item in batch]
+            except Exception as exc:  # the whole group rolled back: nothing reached a phone
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(
+                            RetryableError(f"sandbox storage failed: {exc}", code="sandbox_storage")
+                        )
+                continue
+            for item, provider_id in zip(batch, ids, strict=True):
+                if not item.future.done():
+                    item.future.set_result(provider_id)
+
+
+async def _put_on_phone(conn: AsyncConnection, item: _Pending) -> str:
+    target = parse_callback(item.message.callback_data)
+    provider_id = f"sbx-{uuid.uuid4().hex}"
+    now = utcnow()
+    if target is not None:
+        table = deliveries if target[0] == "deliveries" else messages
+        values: dict[str, Any] = {
+            "status": DeliveryStatus.SENT.value,
+            "provider_message_id": provider_id,
+        }
+        if table is deliveries:
+            values["updated_at"] = now
+        moved = await conn.execute(
+            update(table)
+            .where(table.c.id == target[1], table.c.status.in_(("queued", "sending")))
+            .values(**values)
+        )
+        if moved.rowcount != 1:
+            # Already sent by an earlier attempt: the phone has it; never a second copy.
+            existing = await conn.scalar(
+                select(table.c.provider_message_id).where(table.c.id == target[1])
+            )
+            return str(existing or provider_id)
+    await conn.execute(
+        sandbox_messages.insert().values(
+            channel_id=item.channel_id,
+            address=item.message.address,
+            provider_message_id=provider_id,
+            text=item.message.text,
+            media_url=item.message.media_url,
+            callback_data=item.message.callback_data or None,
+            status="sent",
+            received_at=now,
+        )
+    )
+    return provider_id
+
+
+async def _sandbox_channel(db: Database, channel_id: int) -> Any:
+    async with db.read() as conn:
+        row = (
+            await conn.execute(
+                select(channels.c.id, channels.c.kind, channels.c.settings).where(
+                    channels.c.id == channel_id
+                )
+            )
+        ).first()
+    if row is None or row.kind != "sandbox":
+        raise NotFound(f"no sandbox channel {channel_id}")
+    return row
+
+
+async def phone_writes(
+    db: Database,
+    *,
+    channel_id: int,
+    address: str,
+    text: str | None,
+    media_url: str | None = None,
+    name: str | None = None,
+) -> inbound.Outcome:
+    """A simulated person sends a message to the business."""
+    await _sandbox_channel(db, channel_id)
+    if not (text and text.strip()) and not media_url:
+        raise Invalid("a phone message needs text or a media_url")
+    event = InboundMessage(
+        address=address,
+        provider_message_id=f"sbx-in-{uuid.uuid4().hex}",
+        timestamp=datetime.now(UTC),
+        kind="text" if text else "image",
+        text=text,
+        media_url=media_url,
+        name=name,
+    )
+    return await inbound.receive(db, channel_id=channel_id, event=event)
+
+
+async def phone_inbox(db: Database, *, channel_id: int, address: str) -> list[dict[str, Any]]:
+    """Everything this simulated phone received, oldest first."""
+    await _sandbox_channel(db, channel_id)
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(
+                sandbox_messages.c.id,
+                sandbox_messages.c.text,
+                sandbox_messages.c.media_url,
+                sandbox_messages.c.received_at,
+                sandbox_messages.c.status,
+            )
+            .where(
+                sandbox_messages.c.channel_id == channel_id, sandbox_messages.c.address == address
+            )
+            .order_by(sandbox_messages.c.id)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+async def report_statuses(db: Database) -> int:
+    """The phones report ``delivered`` and ``read`` once their delays have passed.
+
+    Each channel's report and its effect on deliveries commit together, so no status
+    is lost or applied twice across a crash.
+    """
+    async with db.read() as conn:
+        sandboxes = (
+            await conn.execute(
+                select(channels.c.id, channels.c.settings).where(channels.c.kind == "sandbox")
+            )
+        ).all()
+    changed = 0
+    for channel in sandboxes:
+        behaviour = SandboxBehaviour.from_settings(channel.settings)
+        steps = [("sent", "delivered", behaviour.delivered_after_s)]
+        if behaviour.read_after_s > 0:
+            steps.append(("delivered", "read", behaviour.read_after_s))
+        async with db.write() as conn:
+            for before, after, delay in steps:
+                now = utcnow()
+                moved = await conn.execute(
+                    update(sandbox_messages)
+                    .where(
+                        sandbox_messages.c.channel_id == channel.id,
+                        sandbox_messages.c.status == before,
+                        sandbox_messages.c.received_at <= now - timedelta(seconds=delay),
+                    )
+                    .values(status=after, **{f"{after}_at": now})
+                    .returning(
+                        sandbox_messages.c.provider_message_id, sandbox_messages.c.callback_data
+                    )
+                )
+                updates = [
+                    StatusUpdate(pid, DeliveryStatus(after), now, callback_data=data)
+                    for pid, data in moved
+                ]
+                if updates:
+                    changed += await apply_statuses(conn, channel_id=channel.id, updates=updates)
+    return changed

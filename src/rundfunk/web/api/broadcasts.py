@@ -1,0 +1,116 @@
+"""Broadcasts: compose one message for a channel's subscribers, then send, pause, cancel.
+
+Sending wakes the in-process dispatcher so the first messages leave at once instead
+of at its next poll.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel, Field
+
+from rundfunk.services import broadcasts as service
+from rundfunk.web.api.fields import REQUEST, AwareDateTime, Id, MediaUrl, MessageText, PathId
+from rundfunk.web.deps import ActorDep, EditorDep, RuntimeDep
+
+router = APIRouter(prefix="/broadcasts", tags=["broadcasts"])
+
+TopicKey = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class BroadcastCreate(BaseModel):
+    model_config = REQUEST
+
+    channel_id: Id
+    text: MessageText = Field(
+        description="The message; {name}-style fields are personalised per contact."
+    )
+    topic_keys: list[TopicKey] | None = Field(
+        default=None,
+        max_length=100,
+        description="Only subscribers of any of these topics; none: every subscriber.",
+    )
+    media_url: MediaUrl | None = None
+    send_at: AwareDateTime | None = Field(
+        default=None,
+        description="Schedule for this time (ISO 8601 with time zone); none: stays a draft.",
+    )
+
+
+class BroadcastStats(BaseModel):
+    total: int
+    queued: int
+    sent: int
+    delivered: int
+    read: int
+    failed: int
+    skipped: int
+
+
+class Broadcast(BaseModel):
+    id: int
+    channel_id: int
+    status: str = Field(description="draft | scheduled | sending | paused | done | cancelled")
+    status_reason: str | None = None
+    text: str
+    media_url: str | None = None
+    topic_keys: list[str]
+    send_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    created_by: str
+    created_at: datetime
+    stats: BroadcastStats
+
+
+class BroadcastList(BaseModel):
+    items: list[Broadcast]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Broadcast)
+async def create_broadcast(body: BroadcastCreate, actor: EditorDep, runtime: RuntimeDep) -> Any:
+    return await service.create_broadcast(
+        runtime.db,
+        actor=actor,
+        channel_id=body.channel_id,
+        text=body.text,
+        topic_keys=body.topic_keys,
+        media_url=body.media_url,
+        send_at=body.send_at,
+    )
+
+
+@router.get("", response_model=BroadcastList)
+async def list_broadcasts(
+    actor: ActorDep,
+    runtime: RuntimeDep,
+    limit: Annotated[int, Query(ge=1, le=200, description="Newest first.")] = 50,
+) -> Any:
+    return {"items": await service.list_broadcasts(runtime.db, actor=actor, limit=limit)}
+
+
+@router.get("/{broadcast_id}", response_model=Broadcast)
+async def get_broadcast(broadcast_id: PathId, actor: ActorDep, runtime: RuntimeDep) -> Any:
+    return await service.get_broadcast(runtime.db, actor=actor, broadcast_id=broadcast_id)
+
+
+@router.post("/{broadcast_id}/send", response_model=Broadcast)
+async def send_broadcast(broadcast_id: PathId, actor: EditorDep, runtime: RuntimeDep) -> Any:
+    """Send now: start a draft or scheduled broadcast, or resume a paused one."""
+    result = await service.send_broadcast(runtime.db, actor=actor, broadcast_id=broadcast_id)
+    runtime.wake()
+    return result
+
+
+@router.post("/{broadcast_id}/pause", response_model=Broadcast)
+async def pause_broadcast(broadcast_id: PathId, actor: EditorDep, runtime: RuntimeDep) -> Any:
+    return await service.pause_broadcast(runtime.db, actor=actor, broadcast_id=broadcast_id)
+
+
+@router.post("/{broadcast_id}/cancel", response_model=Broadcast)
+async def cancel_broadcast(broadcast_id: PathId, actor: EditorDep, runtime: RuntimeDep) -> Any:
+    """Nothing more is sent; deliveries still queued become skipped."""
+    return await service.cancel_broadcast(runtime.db, actor=actor, broadcast_id=broadcast_id)

@@ -1,0 +1,81 @@
+"""The FastAPI application: REST API v1, the sandbox phones, health, and the Runtime's life.
+
+``create_app`` wires routes and error handlers; its lifespan opens the process's
+``Runtime`` (database, channels, and the in-process worker unless told otherwise) or
+uses the one it was given, which the caller then also closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from rundfunk import __version__
+from rundfunk.config import Settings
+from rundfunk.web import sandbox
+from rundfunk.web.api import broadcasts, channels, contacts, conversations, topics, workspace
+from rundfunk.web.deps import current_actor
+from rundfunk.web.errors import ERROR_RESPONSES, install_error_handlers
+from rundfunk.web.limits import BodyLimitMiddleware
+from rundfunk.worker.runtime import Runtime
+
+# Generous for any JSON we accept (4096-character texts), small enough to shrug off junk.
+MAX_BODY_BYTES = 1024 * 1024
+
+_DESCRIPTION = """
+Broadcasts to opted-in messenger subscribers and private 1:1 conversations in a team
+inbox. Authenticate every `/api/v1` request with `Authorization: Bearer <token>`.
+Every error is `{"error": {"code": "...", "message": "..."}}`.
+"""
+
+
+def api_router() -> APIRouter:
+    """Every /api/v1 route, each behind the bearer-token dependency."""
+    router = APIRouter(
+        prefix="/api/v1", dependencies=[Depends(current_actor)], responses=ERROR_RESPONSES
+    )
+    for module in (channels, topics, contacts, broadcasts, conversations, workspace):
+        router.include_router(module.router)
+    return router
+
+
+def create_app(
+    settings: Settings, *, run_worker: bool = True, runtime: Runtime | None = None
+) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if runtime is not None:
+            app.state.runtime = runtime
+            yield
+            return
+        created = await Runtime.create(settings, run_worker=run_worker)
+        app.state.runtime = created
+        try:
+            yield
+        finally:
+            await created.close()
+
+    app = FastAPI(
+        title="Rundfunk",
+        version=__version__,
+        description=_DESCRIPTION,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    if runtime is not None:
+        # Usable at once, also by clients (httpx's ASGITransport) that skip the lifespan.
+        app.state.runtime = runtime
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(api_router())
+    if settings.sandbox_enabled:
+        app.include_router(sandbox.router)
+    return app

@@ -1,0 +1,90 @@
+"""The sandbox channel's simulated phones: write to the business, read what arrived.
+
+Mounted only when ``settings.sandbox_enabled``. No authentication: the phones stand
+in for people on a messenger, who have no token either (embedded mode, trying out).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, status
+from pydantic import BaseModel, Field
+
+from rundfunk.services import sandbox as service
+from rundfunk.web.api.fields import MAX_TEXT, REQUEST, MediaUrl, Name, PathId
+from rundfunk.web.deps import RuntimeDep
+from rundfunk.web.errors import PUBLIC_ERROR_RESPONSES
+
+router = APIRouter(prefix="/sandbox", tags=["sandbox"], responses=PUBLIC_ERROR_RESPONSES)
+
+Address = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9+_-]+$",
+        description="The simulated phone: 1-64 letters, digits, '+', '-' or '_'.",
+        examples=["4915100000001"],
+    ),
+]
+
+
+class PhoneMessageCreate(BaseModel):
+    model_config = REQUEST
+
+    text: str | None = Field(
+        default=None, max_length=MAX_TEXT, examples=["START"], description="What the person writes."
+    )
+    media_url: MediaUrl | None = None
+    name: Name | None = Field(default=None, description="The person's profile name.")
+
+
+class PhoneWriteResult(BaseModel):
+    message_id: int | None
+    action: str = Field(description="opt_in | opt_out | help | conversation | ignore")
+    duplicate: bool
+    contact_id: int
+    conversation_id: int | None = None
+
+
+class PhoneMessage(BaseModel):
+    id: int
+    text: str | None = None
+    media_url: str | None = None
+    received_at: datetime
+    status: str = Field(description="sent | delivered | read")
+
+
+@router.post(
+    "/{channel_id}/phones/{address}/messages",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=PhoneWriteResult,
+)
+async def phone_writes(
+    channel_id: PathId, address: Address, body: PhoneMessageCreate, runtime: RuntimeDep
+) -> Any:
+    """A simulated person writes to the business (START, STOP, HELP, or anything)."""
+    outcome = await service.phone_writes(
+        runtime.db,
+        channel_id=channel_id,
+        address=address,
+        text=body.text,
+        media_url=body.media_url,
+        name=body.name,
+    )
+    runtime.wake()
+    return {
+        "message_id": outcome.message_id,
+        "action": str(outcome.action),
+        "duplicate": outcome.duplicate,
+        "contact_id": outcome.contact_id,
+        "conversation_id": outcome.conversation_id,
+    }
+
+
+@router.get("/{channel_id}/phones/{address}/messages", response_model=list[PhoneMessage])
+async def phone_inbox(channel_id: PathId, address: Address, runtime: RuntimeDep) -> Any:
+    """Everything this phone received from the business, oldest first."""
+    return await service.phone_inbox(runtime.db, channel_id=channel_id, address=address)

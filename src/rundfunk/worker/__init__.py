@@ -1,0 +1,1 @@
+"""The long-running loops: dispatcher, scheduler and the runtime that owns them."""

@@ -1,0 +1,122 @@
+"""The dispatcher: claim a chunk, render, wait for the limiter, send, record.
+
+One loop claims chunks of due work; each send runs as its own task (bounded by a
+semaphore), and a chunk's outcomes are recorded in one transaction when all its
+sends have finished. The next chunk is claimed while the current one is sending,
+so the platform never waits on our bookkeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from rundfunk.channels.base import Channel
+from rundfunk.core import errors, personalize
+from rundfunk.db.session import Database
+from rundfunk.services import dispatch
+from rundfunk.services.channels import ChannelRegistry
+from rundfunk.services.dispatch import RetryPolicy, SendJob, SendOutcome
+from rundfunk.worker.limiter import InProcessLimiter
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        registry: ChannelRegistry,
+        *,
+        policy: RetryPolicy,
+        chunk_size: int = 500,
+        concurrency: int = 64,
+        lease_seconds: float = 60.0,
+        poll_seconds: float = 0.5,
+        limiter: InProcessLimiter | None = None,
+    ) -> None:
+        self.db = db
+        self.registry = registry
+        self.policy = policy
+        self.chunk_size = chunk_size
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.limiter = limiter or InProcessLimiter()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._wake = asyncio.Event()
+        self._chunks: set[asyncio.Task[None]] = set()
+        self.sent = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                jobs = await dispatch.claim(
+                    self.db, limit=self.chunk_size, lease_seconds=self.lease_seconds
+                )
+            except Exception:
+                log.exception("claiming work failed; retrying")
+                jobs = []
+            if jobs:
+                task = asyncio.create_task(self._chunk(jobs))
+                self._chunks.add(task)
+                task.add_done_callback(self._chunks.discard)
+                # Keep at most two chunks in flight: one sending, one being recorded.
+                while len(self._chunks) >= 2 and not stop.is_set():
+                    await asyncio.wait(self._chunks, return_when=asyncio.FIRST_COMPLETED)
+                continue
+            self._wake.clear()
+            waiter = asyncio.create_task(self._wake.wait())
+            stopper = asyncio.create_task(stop.wait())
+            await asyncio.wait(
+                {waiter, stopper}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+            )
+            waiter.cancel()
+            stopper.cancel()
+        if self._chunks:  # finish in-flight sends before leaving
+            await asyncio.wait(self._chunks)
+
+    async def _chunk(self, jobs: list[SendJob]) -> None:
+        outcomes = await asyncio.gather(*(self._send(job) for job in jobs))
+        try:
+            result = await dispatch.record(self.db, outcomes, policy=self.policy)
+        except Exception:
+            # Rows stay "sending" until their lease runs out and then go back to the queue.
+            log.exception("recording %d outcomes failed", len(outcomes))
+            return
+        self.sent += sum(1 for o in outcomes if o.error is None)
+        for channel_id in result.disabled_channels:
+            self.registry.forget(channel_id)
+        for broadcast_id in result.paused_broadcasts:
+            log.warning("broadcast %s paused", broadcast_id)
+
+    async def _send(self, job: SendJob) -> SendOutcome:
+        try:
+            text = job.text
+            if job.table == "deliveries" and text is not None:
+                text = personalize.render(text, contact=job.contact)
+        except personalize.PersonalizationError as exc:
+            return SendOutcome(
+                job, error=errors.PermanentError(f"personalization: {exc}", code="render")
+            )
+        async with self._slots:
+            try:
+                channel: Channel = await self.registry.get(job.channel_id)
+                rate = await self.registry.rate(job.channel_id)
+                await self.limiter.acquire(job.channel_id, rate)
+                result = await channel.send(job.message(text))
+            except errors.ChannelError as exc:
+                if (
+                    isinstance(exc, errors.RateLimitedError)
+                    and exc.scope is errors.RateScope.SENDER
+                ):
+                    self.limiter.slow_down(job.channel_id, await self.registry.rate(job.channel_id))
+                return SendOutcome(job, error=exc)
+            except Exception as exc:  # a bug or an unexpected library error: retry later
+                log.exception("send of %s failed unexpectedly", job.callback_data)
+                return SendOutcome(
+                    job, error=errors.RetryableError(f"unexpected: {exc!r}", code="internal")
+                )
+        return SendOutcome(job, provider_message_id=result.provider_message_id)

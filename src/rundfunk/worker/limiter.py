@@ -1,0 +1,42 @@
+"""A per-sender GCRA rate limiter shared by every task of one process.
+
+Each key (a channel: one WhatsApp number, one bot) keeps a theoretical arrival time;
+a send reserves the next slot and sleeps until it. Reservation is synchronous, so
+concurrent tasks on one event loop never race for a slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from rundfunk.core.ratelimit import Rate, reserve, slow_down
+
+
+class InProcessLimiter:
+    def __init__(self) -> None:
+        self._tat: dict[int, float] = {}
+        self._slowed: dict[int, tuple[Rate, float]] = {}
+
+    def reserve(self, key: int, rate: Rate) -> float:
+        """Reserve a slot now; returns how long to wait before sending."""
+        now = time.monotonic()
+        slowed = self._slowed.get(key)
+        if slowed is not None:
+            if slowed[1] > now:
+                rate = slowed[0]
+            else:
+                del self._slowed[key]
+        tat, wait = reserve(self._tat.get(key, now), now, rate)
+        self._tat[key] = tat
+        return wait
+
+    async def acquire(self, key: int, rate: Rate) -> None:
+        wait = self.reserve(key, rate)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    def slow_down(self, key: int, rate: Rate, *, seconds: float = 60.0) -> None:
+        """The platform said we are too fast: halve the rate for a while."""
+        current = self._slowed.get(key, (rate, 0.0))[0]
+        self._slowed[key] = (slow_down(current), time.monotonic() + seconds)
