@@ -82,13 +82,14 @@ class RecordResult:
 
 
 async def claim(db: Database, *, limit: int, lease_seconds: float) -> list[SendJob]:
-    """Claim up to ``limit`` due sends: broadcast deliveries first, then messages."""
+    """Claim up to ``limit`` due sends: conversation messages first, then deliveries."""
     now = utcnow()
     lease = now + timedelta(seconds=lease_seconds)
     async with db.write() as conn:
-        jobs = await _claim_deliveries(conn, now, lease, limit)
+        # Replies and confirmations first: few, and a person is waiting for each.
+        jobs = await _claim_messages(conn, now, lease, limit)
         if len(jobs) < limit:
-            jobs += await _claim_messages(conn, now, lease, limit - len(jobs))
+            jobs += await _claim_deliveries(conn, now, lease, limit - len(jobs))
     return jobs
 
 

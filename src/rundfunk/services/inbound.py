@@ -51,8 +51,8 @@ class _Context:
     def text(self, name: str, **extra: str) -> str:
         fields = {
             "workspace": str(self.settings.get("name", "")),
-            "privacy_url": str(self.settings.get("privacy_url") or "-"),
-            "imprint_url": str(self.settings.get("imprint_url") or "-"),
+            "privacy_url": str(self.settings.get("privacy_url") or "(not published yet)"),
+            "imprint_url": str(self.settings.get("imprint_url") or "(not published yet)"),
             **extra,
         }
         template = str(self.settings.get(name) or DEFAULT_SETTINGS[name])
