@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -133,6 +134,8 @@ class ChannelRegistry:
         self._live: dict[int, Channel] = {}
         self._rates: dict[int, Rate] = {}
         self._settings: dict[int, dict[str, Any]] = {}
+        # Many first sends arrive at once; one of them loads, the others wait for it.
+        self._loading = asyncio.Lock()
 
     async def get(self, channel_id: int) -> Channel:
         if channel_id not in self._live:
@@ -155,6 +158,11 @@ class ChannelRegistry:
         self._settings.pop(channel_id, None)
 
     async def _load(self, channel_id: int) -> None:
+        async with self._loading:
+            if channel_id not in self._live:
+                await self._build(channel_id)
+
+    async def _build(self, channel_id: int) -> None:
         async with self._db.read() as conn:
             row = (await conn.execute(select(channels).where(channels.c.id == channel_id))).first()
         if row is None:

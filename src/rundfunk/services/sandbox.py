@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rundfunk.channels.base import InboundMessage, OutboundMessage, StatusUpdate
@@ -60,7 +60,7 @@ class DatabaseSandbox:
             batch, self._pending = self._pending, []
             try:
                 async with self._db.write() as conn:
-                    ids = [await _put_on_phone(conn, item) for item in batch]
+                    ids = await _put_on_phones(conn, batch)
             except Exception as exc:  # the whole group rolled back: nothing reached a phone
                 for item in batch:
                     if not item.future.done():
@@ -73,42 +73,64 @@ class DatabaseSandbox:
                     item.future.set_result(provider_id)
 
 
-async def _put_on_phone(conn: AsyncConnection, item: _Pending) -> str:
-    target = parse_callback(item.message.callback_data)
-    provider_id = f"sbx-{uuid.uuid4().hex}"
+async def _put_on_phones(conn: AsyncConnection, batch: list[_Pending]) -> list[str]:
+    """Write a group of sends with a few set-based statements; returns provider ids.
+
+    A row that is no longer queued or sending was put on its phone by an earlier
+    attempt: it gets that attempt's id back and no second copy.
+    """
     now = utcnow()
-    if target is not None:
-        table = deliveries if target[0] == "deliveries" else messages
-        values: dict[str, Any] = {
-            "status": DeliveryStatus.SENT.value,
-            "provider_message_id": provider_id,
-        }
-        if table is deliveries:
-            values["updated_at"] = now
-        moved = await conn.execute(
-            update(table)
-            .where(table.c.id == target[1], table.c.status.in_(("queued", "sending")))
-            .values(**values)
-        )
-        if moved.rowcount != 1:
-            # Already sent by an earlier attempt: the phone has it; never a second copy.
-            existing = await conn.scalar(
-                select(table.c.provider_message_id).where(table.c.id == target[1])
+    provider_ids = [f"sbx-{uuid.uuid4().hex}" for _ in batch]
+    targets = [parse_callback(item.message.callback_data) for item in batch]
+    deliver = [target is None for target in targets]
+    for name, table in (("deliveries", deliveries), ("messages", messages)):
+        wanted = {t[1]: i for i, t in enumerate(targets) if t is not None and t[0] == name}
+        if not wanted:
+            continue
+        rows = (
+            await conn.execute(
+                select(table.c.id, table.c.status, table.c.provider_message_id).where(
+                    table.c.id.in_(list(wanted))
+                )
+                # Two workers must not both see "sending" (SQLite: BEGIN IMMEDIATE already).
+                .with_for_update()
             )
-            return str(existing or provider_id)
-    await conn.execute(
-        sandbox_messages.insert().values(
-            channel_id=item.channel_id,
-            address=item.message.address,
-            provider_message_id=provider_id,
-            text=item.message.text,
-            media_url=item.message.media_url,
-            callback_data=item.message.callback_data or None,
-            status="sent",
-            received_at=now,
-        )
-    )
-    return provider_id
+        ).all()
+        updates: list[dict[str, Any]] = []
+        for row in rows:
+            index = wanted[row.id]
+            if row.status in ("queued", "sending"):
+                deliver[index] = True
+                updates.append({"_id": row.id, "_pid": provider_ids[index]})
+            elif row.provider_message_id:
+                provider_ids[index] = row.provider_message_id
+        if updates:
+            values: dict[str, Any] = {
+                "status": DeliveryStatus.SENT.value,
+                "provider_message_id": bindparam("_pid"),
+            }
+            if table is deliveries:
+                values["updated_at"] = now
+            await conn.execute(
+                update(table).where(table.c.id == bindparam("_id")).values(**values), updates
+            )
+    receipts = [
+        {
+            "channel_id": item.channel_id,
+            "address": item.message.address,
+            "provider_message_id": provider_ids[i],
+            "text": item.message.text,
+            "media_url": item.message.media_url,
+            "callback_data": item.message.callback_data or None,
+            "status": "sent",
+            "received_at": now,
+        }
+        for i, item in enumerate(batch)
+        if deliver[i]
+    ]
+    if receipts:
+        await conn.execute(insert(sandbox_messages), receipts)
+    return provider_ids
 
 
 async def _sandbox_channel(db: Database, channel_id: int) -> Any:
