@@ -18,6 +18,7 @@ from rundfunk.web import sandbox
 from rundfunk.web.api import broadcasts, channels, contacts, conversations, topics, workspace
 from rundfunk.web.deps import current_actor
 from rundfunk.web.errors import ERROR_RESPONSES, install_error_handlers
+from rundfunk.web.home import home_router
 from rundfunk.web.limits import BodyLimitMiddleware
 from rundfunk.worker.runtime import Runtime
 
@@ -75,6 +76,7 @@ def create_app(
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.include_router(home_router(sandbox_enabled=settings.sandbox_enabled))
     app.include_router(api_router())
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
