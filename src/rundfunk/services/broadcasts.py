@@ -7,9 +7,9 @@ broadcast materialises its audience into ``deliveries`` with one set-based
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlparse
 
 from sqlalchemy import and_, exists, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,6 +23,7 @@ from rundfunk.db.types import utcnow
 from rundfunk.services import audit
 from rundfunk.services.actors import Actor, Role, system_actor
 from rundfunk.services.errors import Conflict, Invalid, NotFound
+from rundfunk.services.media import check_media_url
 from rundfunk.services.topics import topic_ids_for_keys
 
 STATS = ("total", "queued", "sent", "delivered", "read", "failed", "skipped")
@@ -54,12 +55,22 @@ async def audience_size(conn: AsyncConnection, channel_id: int, topic_ids: list[
     return int(count or 0)
 
 
-def _check_media_url(media_url: str | None) -> None:
-    if media_url is None:
-        return
-    parsed = urlparse(media_url)
-    if parsed.scheme not in {"http", "https"} or not parsed.netloc or len(media_url) > 2000:
-        raise Invalid("media_url must be an http(s) URL of at most 2000 characters")
+async def _require_active_channel(conn: AsyncConnection, actor: Actor, channel_id: int) -> None:
+    """NotFound for another workspace's channel, Conflict for a disabled one: a broadcast
+    on a channel that cannot send would only queue work that fails or waits forever."""
+    channel = (
+        await conn.execute(
+            select(channels.c.status, channels.c.status_reason).where(
+                channels.c.id == channel_id, channels.c.workspace_id == actor.workspace_id
+            )
+        )
+    ).first()
+    if channel is None:
+        raise NotFound(f"no channel {channel_id}")
+    if channel.status != "active":
+        raise Conflict(
+            f"channel {channel_id} is disabled: {channel.status_reason or 'no reason given'}"
+        )
 
 
 async def create_broadcast(
@@ -77,7 +88,7 @@ async def create_broadcast(
         personalize.validate(text)
     except personalize.PersonalizationError as exc:
         raise Invalid(f"text: {exc}") from exc
-    _check_media_url(media_url)
+    check_media_url(media_url)
     now = utcnow()
     if send_at is not None:
         if send_at.tzinfo is None:
@@ -85,15 +96,7 @@ async def create_broadcast(
         if send_at < now - PAST_GRACE:
             raise Invalid("send_at is in the past")
     async with db.write() as conn:
-        channel = (
-            await conn.execute(
-                select(channels.c.status).where(
-                    channels.c.id == channel_id, channels.c.workspace_id == actor.workspace_id
-                )
-            )
-        ).first()
-        if channel is None:
-            raise NotFound(f"no channel {channel_id}")
+        await _require_active_channel(conn, actor, channel_id)
         topic_ids = await topic_ids_for_keys(conn, actor.workspace_id, topic_keys or [])
         if await audience_size(conn, channel_id, topic_ids) == 0:
             raise Invalid(
@@ -140,6 +143,8 @@ async def send_broadcast(db: Database, *, actor: Actor, broadcast_id: int) -> di
     actor.require(Role.EDITOR)
     async with db.write() as conn:
         row = await _owned(conn, actor, broadcast_id)
+        if row.status in {"paused", "draft", "scheduled"}:
+            await _require_active_channel(conn, actor, row.channel_id)
         if row.status == "paused":
             await conn.execute(
                 update(broadcasts)
@@ -207,7 +212,11 @@ async def _fan_out(conn: AsyncConnection, row: Any) -> int:
 
 
 async def start_due(db: Database, *, now: datetime | None = None) -> list[int]:
-    """Start every scheduled broadcast whose time has come (the scheduler's job)."""
+    """Start every scheduled broadcast whose time has come (the scheduler's job).
+
+    One on a disabled channel is fanned out and paused at once, with the reason, so
+    that resuming it after the channel is fixed sends to the audience of its time.
+    """
     now = now or utcnow()
     started: list[int] = []
     async with db.read() as conn:
@@ -220,15 +229,42 @@ async def start_due(db: Database, *, now: datetime | None = None) -> list[int]:
         ).all()
     for item in due:
         async with db.write() as conn:
-            row = (await conn.execute(select(broadcasts).where(broadcasts.c.id == item.id))).one()
+            row = (
+                await conn.execute(
+                    select(broadcasts).where(
+                        broadcasts.c.id == item.id, broadcasts.c.status == "scheduled"
+                    )
+                )
+            ).first()
+            if row is None:  # cancelled or sent by hand since the look-up above
+                continue
             total = await _fan_out(conn, row)
+            details: dict[str, object] = {"total": total, "scheduled": True}
+            channel = (
+                await conn.execute(
+                    select(channels.c.status, channels.c.status_reason).where(
+                        channels.c.id == row.channel_id
+                    )
+                )
+            ).one()
+            if total and channel.status != "active":
+                reason = (
+                    f"channel {row.channel_id} is disabled: "
+                    f"{channel.status_reason or 'no reason given'}"
+                )
+                await conn.execute(
+                    update(broadcasts)
+                    .where(broadcasts.c.id == item.id, broadcasts.c.status == "sending")
+                    .values(status="paused", status_reason=reason)
+                )
+                details["paused"] = reason
             await audit.record(
                 conn,
                 system_actor(item.workspace_id),
                 "broadcast.send",
                 target_type="broadcast",
                 target_id=item.id,
-                details={"total": total, "scheduled": True},
+                details=details,
             )
         started.append(item.id)
     return started
@@ -286,19 +322,30 @@ async def cancel_broadcast(db: Database, *, actor: Actor, broadcast_id: int) -> 
     return await get_broadcast(db, actor=actor, broadcast_id=broadcast_id)
 
 
-async def _stats(conn: AsyncConnection, broadcast_id: int, total: int) -> dict[str, int]:
-    counts = {name: 0 for name in STATS}
-    rows = await conn.execute(
-        select(deliveries.c.status, func.count())
-        .where(deliveries.c.broadcast_id == broadcast_id)
-        .group_by(deliveries.c.status)
+async def _stats(conn: AsyncConnection, rows: Sequence[Any]) -> dict[int, dict[str, int]]:
+    """Delivery counts by status for several broadcasts, in one grouped query."""
+    stats = {row.id: {name: 0 for name in STATS} | {"total": row.total} for row in rows}
+    if not stats:
+        return stats
+    counted = await conn.execute(
+        select(deliveries.c.broadcast_id, deliveries.c.status, func.count())
+        .where(deliveries.c.broadcast_id.in_(list(stats)))
+        .group_by(deliveries.c.broadcast_id, deliveries.c.status)
     )
-    for status, count in rows:
+    for broadcast_id, status, count in counted:
         # In flight counts as queued: it has not reached the platform yet.
         key = "queued" if status == DeliveryStatus.SENDING.value else status
-        counts[key] += int(count)
-    counts["total"] = total
-    return counts
+        stats[broadcast_id][key] += int(count)
+    return stats
+
+
+async def _topic_keys(conn: AsyncConnection, rows: Sequence[Any]) -> dict[int, str]:
+    """Topic id → key for every topic these broadcasts name, in one query."""
+    wanted = {topic_id for row in rows for topic_id in row.topic_ids}
+    if not wanted:
+        return {}
+    found = await conn.execute(select(topics.c.id, topics.c.key).where(topics.c.id.in_(wanted)))
+    return {topic_id: key for topic_id, key in found}
 
 
 def _public(row: Any, keys: list[str], stats: dict[str, int]) -> dict[str, Any]:
@@ -319,27 +366,34 @@ def _public(row: Any, keys: list[str], stats: dict[str, int]) -> dict[str, Any]:
     }
 
 
+async def _publish(conn: AsyncConnection, rows: Sequence[Any]) -> list[dict[str, Any]]:
+    # A fixed number of queries however many rows: stats and topic keys for all at once.
+    stats = await _stats(conn, rows)
+    keys = await _topic_keys(conn, rows)
+    return [
+        _public(row, sorted(keys[t] for t in row.topic_ids if t in keys), stats[row.id])
+        for row in rows
+    ]
+
+
 async def get_broadcast(db: Database, *, actor: Actor, broadcast_id: int) -> dict[str, Any]:
     async with db.read() as conn:
         row = await _owned(conn, actor, broadcast_id)
-        keys = list(
-            (
-                await conn.execute(select(topics.c.key).where(topics.c.id.in_(list(row.topic_ids))))
-            ).scalars()
-        )
-        return _public(row, sorted(keys), await _stats(conn, broadcast_id, row.total))
+        return (await _publish(conn, [row]))[0]
 
 
 async def list_broadcasts(db: Database, *, actor: Actor, limit: int = 50) -> list[dict[str, Any]]:
+    """The newest broadcasts with their stats: three queries, not one per broadcast."""
     async with db.read() as conn:
-        rows = await conn.execute(
-            select(broadcasts.c.id)
-            .where(broadcasts.c.workspace_id == actor.workspace_id)
-            .order_by(broadcasts.c.id.desc())
-            .limit(limit)
-        )
-        ids = list(rows.scalars())
-    return [await get_broadcast(db, actor=actor, broadcast_id=i) for i in ids]
+        rows = (
+            await conn.execute(
+                select(broadcasts)
+                .where(broadcasts.c.workspace_id == actor.workspace_id)
+                .order_by(broadcasts.c.id.desc())
+                .limit(limit)
+            )
+        ).all()
+        return await _publish(conn, rows)
 
 
 async def finish_completed(db: Database) -> int:

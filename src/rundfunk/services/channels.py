@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rundfunk.channels.base import Channel
 from rundfunk.channels.sandbox import SandboxBehaviour, SandboxChannel, SandboxPlatform
 from rundfunk.core.keywords import KeywordConfig
 from rundfunk.core.ratelimit import Rate
 from rundfunk.db.session import Database
-from rundfunk.db.tables import channels
+from rundfunk.db.tables import broadcasts, channels
 from rundfunk.db.types import utcnow
 from rundfunk.services import audit
 from rundfunk.services.actors import Actor, Role
@@ -22,6 +24,10 @@ from rundfunk.services.secrets import SecretBox
 
 KINDS = ("sandbox",)  # whatsapp and telegram register here when they land
 DEFAULT_THROUGHPUT = {"sandbox": 1000.0}
+# Kinds whose platform enforces a customer-service window: free text only this many
+# hours after the person's last message (WhatsApp: 24, error 131047 outside it). Other
+# kinds may opt in with settings["service_window_hours"], e.g. a sandbox rehearsing it.
+FIXED_SERVICE_WINDOW_HOURS: dict[str, float] = {"whatsapp": 24.0}
 _PUBLIC = (
     channels.c.id,
     channels.c.kind,
@@ -41,9 +47,20 @@ def _check_settings(kind: str, settings: Mapping[str, Any]) -> dict[str, Any]:
                 raise ValueError("sandbox failure shares must add up to between 0 and 1")
         throughput = float(settings.get("throughput", DEFAULT_THROUGHPUT.get(kind, 80.0)))
         Rate(throughput)
+        hours = settings.get("service_window_hours")
+        if hours is not None and (
+            isinstance(hours, bool) or not isinstance(hours, int | float) or not 0 < hours < 10_000
+        ):
+            raise ValueError("service_window_hours must be a positive number of hours")
     except (TypeError, ValueError) as exc:
         raise Invalid(f"settings: {exc}") from exc
     return dict(settings)
+
+
+def service_window(kind: str, settings: Mapping[str, Any]) -> timedelta | None:
+    """How long after a person's last message free text may be sent; None: no limit."""
+    hours = FIXED_SERVICE_WINDOW_HOURS.get(kind, settings.get("service_window_hours"))
+    return None if hours is None else timedelta(hours=float(hours))
 
 
 async def create_channel(
@@ -108,12 +125,42 @@ async def get_channel(db: Database, *, actor: Actor, channel_id: int) -> dict[st
 
 
 async def disable_channel(db: Database, *, actor: Actor, channel_id: int, reason: str) -> None:
+    """Stop a channel by hand: nothing is sent on it until an admin acts again."""
+    actor.require(Role.ADMIN)
     async with db.write() as conn:
-        await conn.execute(
-            update(channels)
-            .where(channels.c.id == channel_id, channels.c.workspace_id == actor.workspace_id)
-            .values(status="disabled", status_reason=reason)
+        found = await conn.scalar(
+            select(channels.c.id).where(
+                channels.c.id == channel_id, channels.c.workspace_id == actor.workspace_id
+            )
         )
+        if found is None:
+            raise NotFound(f"no channel {channel_id}")
+        await mark_disabled(conn, actor, channel_id, reason)
+
+
+async def mark_disabled(
+    conn: AsyncConnection, actor: Actor, channel_id: int, reason: str
+) -> tuple[bool, list[int]]:
+    """Disable a channel and pause its sending broadcasts, in the caller's transaction.
+
+    Returns whether this call disabled it (False: it was disabled already, and no
+    second audit row is written — a revoked token fails every send of a chunk) and
+    the broadcasts it paused.
+    """
+    changed = await conn.execute(
+        update(channels)
+        .where(channels.c.id == channel_id, channels.c.status == "active")
+        .values(status="disabled", status_reason=reason)
+    )
+    paused = await conn.execute(
+        update(broadcasts)
+        .where(broadcasts.c.channel_id == channel_id, broadcasts.c.status == "sending")
+        .values(status="paused", status_reason=f"channel disabled: {reason}")
+        .returning(broadcasts.c.id)
+    )
+    paused_ids = list(paused.scalars())
+    disabled = changed.rowcount == 1
+    if disabled:
         await audit.record(
             conn,
             actor,
@@ -122,6 +169,7 @@ async def disable_channel(db: Database, *, actor: Actor, channel_id: int, reason
             target_id=channel_id,
             details={"reason": reason},
         )
+    return disabled, paused_ids
 
 
 class ChannelRegistry:
@@ -151,6 +199,18 @@ class ChannelRegistry:
         if channel_id not in self._settings:
             await self._load(channel_id)
         return self._settings[channel_id]
+
+    def register(
+        self, channel: Channel, rate: Rate, settings: Mapping[str, Any] | None = None
+    ) -> None:
+        """Use this live channel for its id instead of building one from its row.
+
+        The seam for a channel whose platform is not reachable from a row (a fake
+        platform in tests, a channel object wired up by hand).
+        """
+        self._live[channel.channel_id] = channel
+        self._rates[channel.channel_id] = rate
+        self._settings[channel.channel_id] = dict(settings or {})
 
     def forget(self, channel_id: int) -> None:
         self._live.pop(channel_id, None)

@@ -22,11 +22,19 @@ from rundfunk.channels.base import OutboundMessage
 from rundfunk.core import errors
 from rundfunk.core.deliveries import DeliveryStatus, retry_delay, should_pause
 from rundfunk.db.session import Database
-from rundfunk.db.tables import broadcasts, channels, contacts, deliveries, messages, subscriptions
+from rundfunk.db.tables import (
+    broadcasts,
+    channels,
+    contacts,
+    deliveries,
+    messages,
+    subscriptions,
+    workspaces,
+)
 from rundfunk.db.types import utcnow
-from rundfunk.services import audit
 from rundfunk.services import subscriptions as subs
 from rundfunk.services.actors import system_actor
+from rundfunk.services.channels import mark_disabled
 
 QUEUED, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
 
@@ -45,6 +53,8 @@ class SendJob:
     media_url: str | None
     contact: dict[str, Any]
     broadcast_id: int | None = None
+    # What a broadcast's text may name besides the contact (docs/api.md: workspace.name).
+    workspace: dict[str, Any] = field(default_factory=dict)
 
     @property
     def callback_data(self) -> str:
@@ -137,9 +147,11 @@ async def _claim_deliveries(
                 contacts.c.attributes,
                 contacts.c.status.label("contact_status"),
                 contacts.c.blocked,
+                workspaces.c.name.label("workspace_name"),
             )
             .join(broadcasts, broadcasts.c.id == deliveries.c.broadcast_id)
             .join(contacts, contacts.c.id == deliveries.c.contact_id)
+            .join(workspaces, workspaces.c.id == broadcasts.c.workspace_id)
             .where(deliveries.c.id.in_(ids))
         )
     ).all()
@@ -170,6 +182,7 @@ async def _claim_deliveries(
                     "attributes": row.attributes,
                 },
                 broadcast_id=row.broadcast_id,
+                workspace={"name": row.workspace_name},
             )
         )
     if skipped:
@@ -399,27 +412,12 @@ async def _pause_if_failing(
 async def _disable_channel(
     conn: AsyncConnection, job: SendJob, error: errors.ChannelError, result: RecordResult
 ) -> None:
-    await conn.execute(
-        update(channels)
-        .where(channels.c.id == job.channel_id)
-        .values(status="disabled", status_reason=error.reason)
+    disabled, paused = await mark_disabled(
+        conn, system_actor(job.workspace_id), job.channel_id, error.reason
     )
-    paused = await conn.execute(
-        update(broadcasts)
-        .where(broadcasts.c.channel_id == job.channel_id, broadcasts.c.status == "sending")
-        .values(status="paused", status_reason=f"channel disabled: {error.reason}")
-        .returning(broadcasts.c.id)
-    )
-    result.paused_broadcasts.extend(paused.scalars())
-    result.disabled_channels.append(job.channel_id)
-    await audit.record(
-        conn,
-        system_actor(job.workspace_id),
-        "channel.disable",
-        target_type="channel",
-        target_id=job.channel_id,
-        details={"reason": error.reason},
-    )
+    result.paused_broadcasts.extend(paused)
+    if disabled:
+        result.disabled_channels.append(job.channel_id)
 
 
 async def requeue_expired(db: Database, *, everything: bool = False) -> int:

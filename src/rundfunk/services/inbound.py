@@ -129,7 +129,9 @@ async def _receive(conn: AsyncConnection, channel_id: int, event: InboundMessage
             workspace_id=channel.workspace_id,
             channel_id=channel_id,
             contact_id=contact.id,
-            conversation_id=conversation_id,
+            # A blocked contact's message is kept for the record but stays out of the
+            # team's inbox, even when an earlier conversation exists.
+            conversation_id=None if decision.action is InboundAction.IGNORE else conversation_id,
             direction="in",
             kind=event.kind,
             text=event.text,

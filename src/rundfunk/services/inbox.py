@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from rundfunk.core.window import window_closes_at, window_open
 from rundfunk.db.session import Database
-from rundfunk.db.tables import contacts, conversations, members, messages
+from rundfunk.db.tables import channels, contacts, conversations, members, messages
 from rundfunk.db.types import utcnow
 from rundfunk.services import audit
 from rundfunk.services.actors import Actor
-from rundfunk.services.errors import Invalid, NotFound
+from rundfunk.services.channels import service_window
+from rundfunk.services.errors import Conflict, Invalid, NotFound
+from rundfunk.services.media import check_media_url
 from rundfunk.services.outbox import queue_message
 
 STATUSES = ("open", "pending", "resolved")
@@ -92,9 +97,81 @@ async def _get(conn: AsyncConnection, actor: Actor, conversation_id: int) -> dic
     return dict(row._mapping)
 
 
+@dataclass(frozen=True)
+class _ReplyState:
+    """What decides whether an agent may send free text into a conversation now."""
+
+    channel_id: int
+    channel_disabled: str | None  # the reason, when the channel is disabled
+    blocked: bool
+    last_inbound_at: datetime | None
+    window: timedelta | None  # None: the channel has no customer-service window
+
+    def window_open(self, now: datetime) -> bool:
+        return self.window is None or window_open(self.last_inbound_at, now, self.window)
+
+    def window_closes_at(self) -> datetime | None:
+        return None if self.window is None else window_closes_at(self.last_inbound_at, self.window)
+
+    def check(self, now: datetime) -> None:
+        """Raise unless a free-text reply may be queued at ``now``."""
+        if self.channel_disabled is not None:
+            raise Conflict(f"channel {self.channel_id} is disabled: {self.channel_disabled}")
+        if self.blocked:
+            raise Conflict("this contact is blocked; unblock them before replying")
+        if not self.window_open(now):
+            assert self.window is not None
+            hours = f"{self.window.total_seconds() / 3600:g}"
+            since = (
+                f"the contact last wrote at {self.last_inbound_at.isoformat()}"
+                if self.last_inbound_at is not None
+                else "the contact has never written"
+            )
+            raise Invalid(
+                f"the {hours}-hour window is closed: {since}; only an approved template may be sent"
+            )
+
+
+async def _reply_state(conn: AsyncConnection, conversation: dict[str, Any]) -> _ReplyState:
+    row = (
+        await conn.execute(
+            select(
+                channels.c.kind,
+                channels.c.settings,
+                channels.c.status,
+                channels.c.status_reason,
+                contacts.c.blocked,
+                contacts.c.last_inbound_at,
+            )
+            .join(channels, channels.c.id == contacts.c.channel_id)
+            .where(contacts.c.id == conversation["contact_id"])
+        )
+    ).one()
+    # Any message from the person opens the window, START or HELP too, but only chat
+    # moves the conversation's own timestamp: the later of the two counts.
+    seen = [t for t in (conversation["last_inbound_at"], row.last_inbound_at) if t is not None]
+    return _ReplyState(
+        channel_id=conversation["channel_id"],
+        channel_disabled=(
+            None if row.status == "active" else row.status_reason or "no reason given"
+        ),
+        blocked=row.blocked,
+        last_inbound_at=max(seen, default=None),
+        window=service_window(row.kind, row.settings),
+    )
+
+
 async def get_conversation(db: Database, *, actor: Actor, conversation_id: int) -> dict[str, Any]:
+    """One conversation, with whether free text may be sent now (``window_open``) and
+    until when (``window_closes_at``; None when the channel has no window)."""
     async with db.read() as conn:
-        return await _get(conn, actor, conversation_id)
+        conversation = await _get(conn, actor, conversation_id)
+        state = await _reply_state(conn, conversation)
+    return {
+        **conversation,
+        "window_open": state.window_open(utcnow()),
+        "window_closes_at": state.window_closes_at(),
+    }
 
 
 async def list_messages(
@@ -127,10 +204,16 @@ async def _message(conn: AsyncConnection, message_id: int) -> dict[str, Any]:
 async def reply(
     db: Database, *, actor: Actor, conversation_id: int, text: str, media_url: str | None = None
 ) -> dict[str, Any]:
-    """Queue an agent's answer; the dispatcher sends it to this one contact only."""
+    """Queue an agent's answer; the dispatcher sends it to this one contact only.
+
+    Refused up front rather than failed at send time: on a disabled channel, to a
+    blocked contact, and outside the channel's customer-service window.
+    """
     _check_text(text)
+    check_media_url(media_url)
     async with db.write() as conn:
         conversation = await _get(conn, actor, conversation_id)
+        (await _reply_state(conn, conversation)).check(utcnow())
         message_id = await queue_message(
             conn,
             workspace_id=actor.workspace_id,

@@ -132,6 +132,8 @@ async def create_member(
 
 
 async def list_members(db: Database, *, actor: Actor) -> list[dict[str, Any]]:
+    """Members and their e-mail addresses: personal data, so for admins only."""
+    actor.require(Role.ADMIN)
     async with db.read() as conn:
         rows = await conn.execute(
             select(members.c.id, members.c.email, members.c.name, members.c.role)

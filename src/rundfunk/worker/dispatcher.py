@@ -96,7 +96,7 @@ class Dispatcher:
         try:
             text = job.text
             if job.table == "deliveries" and text is not None:
-                text = personalize.render(text, contact=job.contact)
+                text = personalize.render(text, contact=job.contact, workspace=job.workspace)
         except personalize.PersonalizationError as exc:
             return SendOutcome(
                 job, error=errors.PermanentError(f"personalization: {exc}", code="render")
