@@ -265,3 +265,8 @@ def test_arbitrary_text_either_works_or_says_why(text: str) -> None:
         assert str(exc)
         return
     assert len(out) <= MAX_RENDERED_CHARS
+
+
+def test_a_missing_value_renders_empty_not_none() -> None:
+    assert render("Hallo {{ contact.name }}!", contact={"name": None}) == "Hallo !"
+    assert render("{{ contact.name | default('du', true) }}", contact={"name": None}) == "du"

@@ -116,10 +116,9 @@ class Server:
                 )
             try:
                 response = httpx.get(f"{self.base_url}/healthz", timeout=2.0)
-                if response.status_code == 200:
-                    # The banner is printed before uvicorn starts; give the reader a moment.
-                    if self.token or TOKEN_LINE.search(self.output):
-                        return
+                # The banner is printed before uvicorn starts; give the reader a moment.
+                if response.status_code == 200 and (self.token or TOKEN_LINE.search(self.output)):
+                    return
                 last = response.status_code
             except httpx.HTTPError as exc:
                 last = exc
@@ -181,20 +180,39 @@ class Server:
         done = subprocess.run(
             [str(RUNDFUNK), *args], env=self.env, capture_output=True, text=True, timeout=60
         )
-        assert done.returncode == 0, f"rundfunk {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        assert done.returncode == 0, (
+            f"rundfunk {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        )
         return done.stdout
+
+
+LOG_DIR = Path(tempfile.gettempdir()) / "rundfunk-e2e-logs"
 
 
 def _make_server(extra_env: dict[str, str] | None = None) -> Iterator[Server]:
     with tempfile.TemporaryDirectory(prefix="rundfunk-e2e-") as tmp:
         server = Server(Path(tmp) / "data", _free_port(), extra_env)
+        died: int | None = None
         try:
             server.start()
             yield server
         finally:
+            if server.process is not None:
+                died = server.process.poll()
+                if died is not None and server.process.returncode == -signal.SIGKILL:
+                    died = None  # our own kill() (a test that did not restart)
             server.stop()
             if server.process is not None and server.process.poll() is None:
                 server.kill()
+            # Keep the server's output for post-mortems; show its tail if it died on its own.
+            LOG_DIR.mkdir(exist_ok=True)
+            log = LOG_DIR / f"server-{os.getpid()}-{server.port}.log"
+            log.write_text(server.output)
+            if died is not None:
+                print(
+                    f"\n[e2e] the server had exited by itself ({died}); log: {log}\n"
+                    f"{server.output[-4000:]}"
+                )
 
 
 @pytest.fixture(scope="session")

@@ -113,7 +113,9 @@ class Phones:
 
     async def write(self, address: str, text: str, **extra: Any) -> dict[str, Any]:
         response = await self.client.post(self._url(address), json={"text": text, **extra})
-        assert response.status_code == 202, f"{address} wrote {text!r}: {response.status_code} {response.text}"
+        assert response.status_code == 202, (
+            f"{address} wrote {text!r}: {response.status_code} {response.text}"
+        )
         body: dict[str, Any] = response.json()
         return body
 
@@ -126,12 +128,16 @@ class Phones:
 
     async def inbox(self, address: str) -> list[dict[str, Any]]:
         response = await self.client.get(self._url(address))
-        assert response.status_code == 200, f"inbox of {address}: {response.status_code} {response.text}"
+        assert response.status_code == 200, (
+            f"inbox of {address}: {response.status_code} {response.text}"
+        )
         body: list[dict[str, Any]] = response.json()
         assert isinstance(body, list), body
         return body
 
-    async def inboxes(self, addresses: Iterable[str], limit: int = 50) -> dict[str, list[dict[str, Any]]]:
+    async def inboxes(
+        self, addresses: Iterable[str], limit: int = 50
+    ) -> dict[str, list[dict[str, Any]]]:
         wanted = list(addresses)
         found = await gather_bounded([lambda a=a: self.inbox(a) for a in wanted], limit=limit)
         return dict(zip(wanted, found, strict=True))
@@ -173,7 +179,10 @@ async def wait_broadcast_done(
         return dict(seen) if seen["status"] == "done" else None
 
     return await async_wait_until(
-        done, timeout=timeout, interval=0.1, message=lambda: f"broadcast {broadcast_id} done ({seen})"
+        done,
+        timeout=timeout,
+        interval=0.1,
+        message=lambda: f"broadcast {broadcast_id} done ({seen})",
     )
 
 

@@ -44,10 +44,13 @@ async def test_hundred_phones_subscribe_ten_stop_one_personalised_copy_each(serv
         assert len(stoppers) == 10 and len(stayers) == 90
 
         # Every documented keyword, in the spellings people type.
-        opt_in_words = {a: ("START", "ANMELDEN", "start", "Start!")[i % 4]
-                        for i, a in enumerate(everyone)}
-        opt_out_words = {a: ("STOP", "STOPP", "ABMELDEN", "UNSUBSCRIBE", "stop")[i % 5]
-                         for i, a in enumerate(stoppers)}
+        opt_in_words = {
+            a: ("START", "ANMELDEN", "start", "Start!")[i % 4] for i, a in enumerate(everyone)
+        }
+        opt_out_words = {
+            a: ("STOP", "STOPP", "ABMELDEN", "UNSUBSCRIBE", "stop")[i % 5]
+            for i, a in enumerate(stoppers)
+        }
         started = time.monotonic()
         results = await gather_bounded(
             [lambda a=a: phones.write(a, opt_in_words[a], name=_person(a)) for a in everyone],
@@ -67,14 +70,20 @@ async def test_hundred_phones_subscribe_ten_stop_one_personalised_copy_each(serv
                 for a in everyone
             )
 
-        await async_wait_until(confirmations_arrived, timeout=30, interval=0.2,
-                               message="welcome / goodbye confirmations")
+        await async_wait_until(
+            confirmations_arrived,
+            timeout=30,
+            interval=0.2,
+            message="welcome / goodbye confirmations",
+        )
 
         marker = tag()
         created = await client.post(
             "/api/v1/broadcasts",
-            json={"channel_id": channel_id,
-                  "text": f"Hallo {{{{ contact.name }}}}/{{{{ contact.address }}}} #{marker}"},
+            json={
+                "channel_id": channel_id,
+                "text": f"Hallo {{{{ contact.name }}}}/{{{{ contact.address }}}} #{marker}",
+            },
         )
         assert created.status_code == 201, created.text
         broadcast = created.json()
@@ -111,10 +120,12 @@ async def test_hundred_phones_subscribe_ten_stop_one_personalised_copy_each(serv
         boxes = await phones.inboxes(stayers)
         assert {copies(boxes[a], marker)[0]["status"] for a in stayers} == {"read"}
 
-        subscribed = await list_all(client, "/api/v1/contacts", channel_id=channel_id,
-                                    status="subscribed", limit=25)
-        unsubscribed = await list_all(client, "/api/v1/contacts", channel_id=channel_id,
-                                      status="unsubscribed", limit=25)
+        subscribed = await list_all(
+            client, "/api/v1/contacts", channel_id=channel_id, status="subscribed", limit=25
+        )
+        unsubscribed = await list_all(
+            client, "/api/v1/contacts", channel_id=channel_id, status="unsubscribed", limit=25
+        )
         assert sorted(c["address"] for c in subscribed) == sorted(stayers)
         assert sorted(c["address"] for c in unsubscribed) == sorted(stoppers)
         assert {c["status"] for c in subscribed} == {"subscribed"}
@@ -177,15 +188,20 @@ async def test_topic_broadcast_reaches_only_that_topics_subscribers(server: Any)
         assert leaver["status"] == "subscribed", leaver
         assert [t["key"] for t in leaver["subscriptions"]] == ["politik"], leaver
 
-        sport_contacts = await list_all(client, "/api/v1/contacts", channel_id=channel_id,
-                                        topic="sport")
+        sport_contacts = await list_all(
+            client, "/api/v1/contacts", channel_id=channel_id, topic="sport"
+        )
         assert sorted(c["address"] for c in sport_contacts) == sorted(sport_only)
 
         marker = tag()
         created = await client.post(
             "/api/v1/broadcasts",
-            json={"channel_id": channel_id, "text": f"Sportnews #{marker}", "topic_keys": ["sport"],
-                  "media_url": MEDIA_URL},
+            json={
+                "channel_id": channel_id,
+                "text": f"Sportnews #{marker}",
+                "topic_keys": ["sport"],
+                "media_url": MEDIA_URL,
+            },
         )
         assert created.status_code == 201, created.text
         broadcast_id = created.json()["id"]
@@ -214,8 +230,11 @@ async def test_scheduled_broadcast_goes_out_at_its_time_not_before(server: Any) 
         send_at = (datetime.now(UTC) + timedelta(seconds=3)).astimezone(berlin_summer)
         created = await client.post(
             "/api/v1/broadcasts",
-            json={"channel_id": channel_id, "text": f"Später #{marker}",
-                  "send_at": send_at.isoformat()},
+            json={
+                "channel_id": channel_id,
+                "text": f"Später #{marker}",
+                "send_at": send_at.isoformat(),
+            },
         )
         created_at = time.monotonic()
         assert created.status_code == 201, created.text
@@ -227,8 +246,11 @@ async def test_scheduled_broadcast_goes_out_at_its_time_not_before(server: Any) 
         cancelled_marker = tag()
         other = await client.post(
             "/api/v1/broadcasts",
-            json={"channel_id": channel_id, "text": f"Doch nicht #{cancelled_marker}",
-                  "send_at": send_at.isoformat()},
+            json={
+                "channel_id": channel_id,
+                "text": f"Doch nicht #{cancelled_marker}",
+                "send_at": send_at.isoformat(),
+            },
         )
         assert other.status_code == 201 and other.json()["status"] == "scheduled", other.text
         cancelled = await client.post(f"/api/v1/broadcasts/{other.json()['id']}/cancel")
@@ -266,17 +288,23 @@ async def test_contact_without_a_profile_name_is_not_greeted_as_none(server: Any
         marker = tag()
         created = await client.post(
             "/api/v1/broadcasts",
-            json={"channel_id": channel_id,
-                  "text": f"Hallo {{{{ contact.name }}}}/{{{{ contact.address }}}} #{marker}"},
+            json={
+                "channel_id": channel_id,
+                "text": f"Hallo {{{{ contact.name }}}}/{{{{ contact.address }}}} #{marker}",
+            },
         )
         assert created.status_code == 201, created.text
-        assert (await client.post(f"/api/v1/broadcasts/{created.json()['id']}/send")).status_code == 200
+        assert (
+            await client.post(f"/api/v1/broadcasts/{created.json()['id']}/send")
+        ).status_code == 200
         await wait_broadcast_done(client, created.json()["id"])
         boxes = await phones.inboxes(people)
         for address, box in boxes.items():
             texts = [m["text"] for m in copies(box, marker)]
             assert len(texts) == 1, (address, texts)
-            assert texts[0].startswith("Hallo ") and texts[0].endswith(f"/{address} #{marker}"), texts
+            assert texts[0].startswith("Hallo ") and texts[0].endswith(f"/{address} #{marker}"), (
+                texts
+            )
             assert "None" not in texts[0], f"{address} was greeted as None: {texts[0]!r}"
 
 
@@ -316,10 +344,16 @@ async def test_stop_while_a_broadcast_is_being_sent_is_honoured(server: Any) -> 
         late: dict[str, Any] = {}
         for address, result in zip(stoppers, results, strict=True):
             detail = (await client.get(f"/api/v1/contacts/{result['contact_id']}")).json()
-            opt_out_at = max(datetime.fromisoformat(e["created_at"])
-                             for e in detail["consent_history"] if e["kind"] == "opt_out")
-            after = [m["received_at"] for m in copies(boxes[address], marker)
-                     if datetime.fromisoformat(m["received_at"]) > opt_out_at]
+            opt_out_at = max(
+                datetime.fromisoformat(e["created_at"])
+                for e in detail["consent_history"]
+                if e["kind"] == "opt_out"
+            )
+            after = [
+                m["received_at"]
+                for m in copies(boxes[address], marker)
+                if datetime.fromisoformat(m["received_at"]) > opt_out_at
+            ]
             if after:
                 late[address] = {"opt_out_at": opt_out_at.isoformat(), "copies_at": after}
         assert not late, (

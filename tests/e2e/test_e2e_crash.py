@@ -40,13 +40,16 @@ async def test_sigkill_mid_broadcast_then_restart_delivers_exactly_once(fresh_se
         results = await phones.write_many([(a, "START") for a in people], limit=START_CONCURRENCY)
         subscribe_s = time.monotonic() - started
         assert {r["action"] for r in results} == {"opt_in"}
-        print(f"\n[e2e] subscribed {SUBSCRIBERS} phones in {subscribe_s:.1f}s "
-              f"({SUBSCRIBERS / subscribe_s:.0f} START/s at concurrency {START_CONCURRENCY})")
+        print(
+            f"\n[e2e] subscribed {SUBSCRIBERS} phones in {subscribe_s:.1f}s "
+            f"({SUBSCRIBERS / subscribe_s:.0f} START/s at concurrency {START_CONCURRENCY})"
+        )
 
         marker = tag()
         text = f"Eilmeldung für {{{{ contact.address }}}} #{marker}"
-        created = await client.post("/api/v1/broadcasts",
-                                    json={"channel_id": channel_id, "text": text})
+        created = await client.post(
+            "/api/v1/broadcasts", json={"channel_id": channel_id, "text": text}
+        )
         assert created.status_code == 201, created.text
         broadcast_id = created.json()["id"]
         sent = await client.post(f"/api/v1/broadcasts/{broadcast_id}/send")
@@ -71,16 +74,18 @@ async def test_sigkill_mid_broadcast_then_restart_delivers_exactly_once(fresh_se
     first = next((t, n) for t, n in samples if n > 0)
     window = samples[-1][0] - first[0]
     rate = (at_kill - first[1]) / window if window > 0 else float("nan")
-    figures = (f"delivery rate before the kill: {rate:.0f} msgs/s over {window:.2f}s "
-               f"(channel throughput {THROUGHPUT:.0f}/s); killed at {at_kill}/{SUBSCRIBERS}; "
-               f"subscribing took {subscribe_s:.1f}s")
+    figures = (
+        f"delivery rate before the kill: {rate:.0f} msgs/s over {window:.2f}s "
+        f"(channel throughput {THROUGHPUT:.0f}/s); killed at {at_kill}/{SUBSCRIBERS}; "
+        f"subscribing took {subscribe_s:.1f}s"
+    )
     print(f"[e2e] {figures}")
 
     restart_started = time.monotonic()
     server.restart()
     async with server.async_client() as client:
         final = await wait_broadcast_done(client, broadcast_id, timeout=90)
-        print(f"[e2e] after restart the broadcast finished in {time.monotonic() - restart_started:.1f}s")
+        print(f"[e2e] done {time.monotonic() - restart_started:.1f}s after the restart began")
         stats = final["stats"]
         assert stats["total"] == SUBSCRIBERS, (stats, figures)
         assert stats["failed"] == 0 and stats["skipped"] == 0, (stats, figures)

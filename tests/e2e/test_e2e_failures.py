@@ -9,10 +9,10 @@ import pytest
 from e2e_support import (
     Phones,
     addresses,
+    async_wait_until,
     copies,
     create_channel,
     get_broadcast,
-    async_wait_until,
     tag,
     wait_broadcast_done,
 )
@@ -32,7 +32,10 @@ async def test_retryable_failures_are_retried_to_exactly_one_copy_each(server: A
         marker = tag()
         created = await client.post(
             "/api/v1/broadcasts",
-            json={"channel_id": channel_id, "text": f"Trotzdem {{{{ contact.address }}}} #{marker}"},
+            json={
+                "channel_id": channel_id,
+                "text": f"Trotzdem {{{{ contact.address }}}} #{marker}",
+            },
         )
         assert created.status_code == 201, created.text
         broadcast_id = created.json()["id"]

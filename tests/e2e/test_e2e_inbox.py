@@ -36,14 +36,16 @@ async def test_question_becomes_private_conversation_and_answer_reaches_only_tha
         assert wrote["conversation_id"], wrote
 
         async def open_conversation() -> dict[str, Any] | None:
-            response = await client.get("/api/v1/conversations", params={"status": "open",
-                                                                          "limit": 500})
+            response = await client.get(
+                "/api/v1/conversations", params={"status": "open", "limit": 500}
+            )
             assert response.status_code == 200, response.text
             mine = [c for c in response.json()["items"] if c["channel_id"] == channel_id]
             return mine[0] if mine else None
 
-        conversation = await async_wait_until(open_conversation, timeout=10,
-                                              message="an open conversation")
+        conversation = await async_wait_until(
+            open_conversation, timeout=10, message="an open conversation"
+        )
         conversation_id = conversation["id"]
         assert conversation_id == wrote["conversation_id"]
         assert conversation["contact_address"] == asker, conversation
@@ -59,8 +61,9 @@ async def test_question_becomes_private_conversation_and_answer_reaches_only_tha
         assert question in [m["text"] for m in inbound], messages
 
         answer = f"Unsere Antwort {tag()}"
-        replied = await client.post(f"/api/v1/conversations/{conversation_id}/messages",
-                                    json={"text": answer})
+        replied = await client.post(
+            f"/api/v1/conversations/{conversation_id}/messages", json={"text": answer}
+        )
         assert replied.status_code == 201, replied.text
         assert replied.json()["direction"] == "out", replied.json()
 
@@ -81,16 +84,22 @@ async def test_question_becomes_private_conversation_and_answer_reaches_only_tha
 
         async def out_sent() -> list[dict[str, Any]]:
             items = (await client.get(f"/api/v1/conversations/{conversation_id}/messages")).json()
-            return [m for m in items["items"] if m["direction"] == "out" and m["text"] == answer
-                    and m["status"] in {"sent", "delivered", "read"}]
+            return [
+                m
+                for m in items["items"]
+                if m["direction"] == "out"
+                and m["text"] == answer
+                and m["status"] in {"sent", "delivered", "read"}
+            ]
 
         await async_wait_until(out_sent, timeout=10, message="the reply marked sent")
 
         members = await client.get("/api/v1/members")
         assert members.status_code == 200, members.text
         member_id = members.json()["items"][0]["id"]
-        assigned = await client.post(f"/api/v1/conversations/{conversation_id}/assign",
-                                     json={"member_id": member_id})
+        assigned = await client.post(
+            f"/api/v1/conversations/{conversation_id}/assign", json={"member_id": member_id}
+        )
         assert assigned.status_code == 200, assigned.text
         assert assigned.json()["assignee_id"] == member_id, assigned.json()
 
@@ -144,7 +153,8 @@ async def test_help_keyword_answers_and_keywords_inside_sentences_are_chat(serve
         assert result["action"] == "conversation", result
         contact = (await client.get(f"/api/v1/contacts/{result['contact_id']}")).json()
         assert contact["status"] != "unsubscribed" and contact["consent_history"] == [], contact
-        listed = (await client.get("/api/v1/conversations",
-                                   params={"status": "open", "limit": 500})).json()["items"]
+        listed = (
+            await client.get("/api/v1/conversations", params={"status": "open", "limit": 500})
+        ).json()["items"]
         mine = [c for c in listed if c["channel_id"] == channel_id]
         assert [c["contact_address"] for c in mine] == [chatter], mine

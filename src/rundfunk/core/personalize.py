@@ -108,6 +108,8 @@ _ENV: Final = _Environment(
     autoescape=False,  # plain-text messages: "Tom & Jerry" must stay as typed
     undefined=ChainableUndefined,  # contact.attributes.city renders "" when missing
     keep_trailing_newline=True,  # the message is sent exactly as written
+    # A contact without a name must read "Hallo !" rather than "Hallo None!".
+    finalize=lambda value: "" if value is None else value,
 )
 # Only what a message needs; lipsum, cycler, joiner, namespace and dict are noise here.
 _ENV.globals = {"range": _bounded_range}

@@ -204,6 +204,16 @@ async def report_statuses(db: Database) -> int:
                 select(channels.c.id, channels.c.settings).where(channels.c.kind == "sandbox")
             )
         ).all()
+    async with db.read() as conn:
+        # Most passes find nothing to report: answer that with one cheap read rather
+        # than a write transaction per channel.
+        waiting = await conn.scalar(
+            select(sandbox_messages.c.id)
+            .where(sandbox_messages.c.status.in_(("sent", "delivered")))
+            .limit(1)
+        )
+    if waiting is None:
+        return 0
     changed = 0
     for channel in sandboxes:
         behaviour = SandboxBehaviour.from_settings(channel.settings)
