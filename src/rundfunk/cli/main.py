@@ -87,7 +87,7 @@ def serve(
             f"  API token: {demo.token}\n"
             f"  try it:    curl -X POST {settings.public_url}/sandbox/{demo.channel_id}/phones/"
             "4915100000001/messages -H 'content-type: application/json' "
-            "-d '{\"text\": \"START\"}'\n"
+            '-d \'{"text": "START"}\'\n'
             "These are shown only once; keep them.\n"
         )
     sys.stdout.flush()

@@ -53,6 +53,7 @@ class SendJob:
     media_url: str | None
     contact: dict[str, Any]
     broadcast_id: int | None = None
+    topic_ids: tuple[int, ...] = ()  # a topic broadcast: the contact must still be in one
     # What a broadcast's text may name besides the contact (docs/api.md: workspace.name).
     workspace: dict[str, Any] = field(default_factory=dict)
 
@@ -74,6 +75,7 @@ class SendOutcome:
     job: SendJob
     provider_message_id: str | None = None
     error: errors.ChannelError | None = None
+    skipped: bool = False  # the contact opted out after the claim: nothing was sent
 
 
 @dataclass(frozen=True)
@@ -155,13 +157,13 @@ async def _claim_deliveries(
             .where(deliveries.c.id.in_(ids))
         )
     ).all()
-    # Re-check consent at send time: whoever said STOP after the fan-out is skipped.
+    # Re-check consent at claim time: whoever said STOP after the fan-out is skipped.
+    # (The dispatcher checks once more right before each send: see still_wanted.)
     in_topics = await _topic_members(conn, rows)
     jobs: list[SendJob] = []
     skipped: list[int] = []
     for row in rows:
-        opted_in = row.contact_status == "subscribed" and not row.blocked
-        if not opted_in or (row.topic_ids and (row.contact_id, row.broadcast_id) not in in_topics):
+        if not _consents(row.contact_status, row.blocked, row.topic_ids, row, in_topics):
             skipped.append(row.id)
             continue
         jobs.append(
@@ -182,6 +184,7 @@ async def _claim_deliveries(
                     "attributes": row.attributes,
                 },
                 broadcast_id=row.broadcast_id,
+                topic_ids=tuple(row.topic_ids),
                 workspace={"name": row.workspace_name},
             )
         )
@@ -196,6 +199,39 @@ async def _claim_deliveries(
             )
         )
     return jobs
+
+
+def _consents(
+    status: str, blocked: bool, topic_ids: Sequence[int], item: Any, in_topics: set[tuple[int, int]]
+) -> bool:
+    if status != "subscribed" or blocked:
+        return False
+    return not topic_ids or (item.contact_id, item.broadcast_id) in in_topics
+
+
+async def still_wanted(db: Database, jobs: Sequence[SendJob]) -> set[int]:
+    """The ids of these broadcast deliveries whose contact still consents right now.
+
+    Checked immediately before sending, because a claimed chunk can wait seconds on
+    the rate limiter and a STOP in that time must still be honoured.
+    """
+    deliveries_only = [job for job in jobs if job.table == "deliveries"]
+    if not deliveries_only:
+        return set()
+    async with db.read() as conn:
+        found = await conn.execute(
+            select(contacts.c.id, contacts.c.status, contacts.c.blocked).where(
+                contacts.c.id.in_({job.contact_id for job in deliveries_only})
+            )
+        )
+        state = {row.id: (row.status, row.blocked) for row in found}
+        in_topics = await _topic_members(conn, deliveries_only)
+    return {
+        job.id
+        for job in deliveries_only
+        if job.contact_id in state
+        and _consents(*state[job.contact_id], job.topic_ids, job, in_topics)
+    }
 
 
 async def _topic_members(conn: AsyncConnection, rows: Sequence[Any]) -> set[tuple[int, int]]:
@@ -287,7 +323,11 @@ async def record(
                 "_next": now,
                 "_attempts": job.attempts,
             }
-            if error is None:
+            if outcome.skipped:
+                plan.update(
+                    _status=DeliveryStatus.SKIPPED.value, _reason="unsubscribed before send"
+                )
+            elif error is None:
                 plan["_status"] = DeliveryStatus.SENT.value
             elif isinstance(error, errors.RetryableError):
                 if job.attempts >= policy.max_attempts:

@@ -89,9 +89,8 @@ async def _put_on_phones(conn: AsyncConnection, batch: list[_Pending]) -> list[s
             continue
         rows = (
             await conn.execute(
-                select(table.c.id, table.c.status, table.c.provider_message_id).where(
-                    table.c.id.in_(list(wanted))
-                )
+                select(table.c.id, table.c.status, table.c.provider_message_id)
+                .where(table.c.id.in_(list(wanted)))
                 # Two workers must not both see "sending" (SQLite: BEGIN IMMEDIATE already).
                 .with_for_update()
             )

@@ -34,7 +34,7 @@ on messengers.</p>
 
 _SANDBOX = (
     "<li>Sandbox phones: <code>POST /sandbox/&lt;channel id&gt;/phones/&lt;number&gt;/messages"
-    "</code> with <code>{\"text\": \"START\"}</code> subscribes a simulated phone; "
+    '</code> with <code>{"text": "START"}</code> subscribes a simulated phone; '
     "<code>GET</code> on the same path shows what it received.</li>"
 )
 

@@ -17,6 +17,7 @@ from rundfunk.db.session import Database
 from rundfunk.services import dispatch
 from rundfunk.services.channels import ChannelRegistry
 from rundfunk.services.dispatch import RetryPolicy, SendJob, SendOutcome
+from rundfunk.worker.consent import ConsentGate
 from rundfunk.worker.limiter import InProcessLimiter
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Dispatcher:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.limiter = limiter or InProcessLimiter()
+        self.consent = ConsentGate(db)
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._chunks: set[asyncio.Task[None]] = set()
@@ -86,7 +88,7 @@ class Dispatcher:
             # Rows stay "sending" until their lease runs out and then go back to the queue.
             log.exception("recording %d outcomes failed", len(outcomes))
             return
-        self.sent += sum(1 for o in outcomes if o.error is None)
+        self.sent += sum(1 for o in outcomes if o.error is None and not o.skipped)
         for channel_id in result.disabled_channels:
             self.registry.forget(channel_id)
         for broadcast_id in result.paused_broadcasts:
@@ -106,6 +108,8 @@ class Dispatcher:
                 channel: Channel = await self.registry.get(job.channel_id)
                 rate = await self.registry.rate(job.channel_id)
                 await self.limiter.acquire(job.channel_id, rate)
+                if not await self.consent.allows(job):
+                    return SendOutcome(job, skipped=True)
                 result = await channel.send(job.message(text))
             except errors.ChannelError as exc:
                 if (
