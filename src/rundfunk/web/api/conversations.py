@@ -42,6 +42,14 @@ class Conversation(BaseModel):
     last_inbound_at: datetime | None = None
     last_message_at: datetime
     created_at: datetime
+    window_open: bool | None = Field(
+        default=None,
+        description="GET one conversation: whether free text may be sent now (the "
+        "messenger's customer-service window); true when the channel has no window.",
+    )
+    window_closes_at: datetime | None = Field(
+        default=None, description="GET one conversation: when the window closes, if it can."
+    )
 
 
 class ConversationPage(BaseModel):
