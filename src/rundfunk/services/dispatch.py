@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from rundfunk.channels.base import OutboundMessage
 from rundfunk.core import errors
@@ -105,30 +106,54 @@ async def claim(db: Database, *, limit: int, lease_seconds: float) -> list[SendJ
     return jobs
 
 
+async def _claim_ids(
+    conn: AsyncConnection,
+    table: Table,
+    gate: Table,
+    on: ColumnElement[bool],
+    open_: ColumnElement[bool],
+    *,
+    now: datetime,
+    lease: datetime,
+    limit: int,
+    **extra: Any,
+) -> list[int]:
+    """Flip up to ``limit`` due, queued rows of ``table`` to ``sending`` with a lease.
+
+    Only rows whose ``gate`` row (their broadcast, their channel) is open are taken;
+    ``SKIP LOCKED`` lets several PostgreSQL workers claim side by side.
+    """
+    due = (
+        select(table.c.id)
+        .join(gate, on)
+        .where(table.c.status == QUEUED, table.c.next_attempt_at <= now, open_)
+        .order_by(table.c.next_attempt_at, table.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=table)
+    )
+    claimed = await conn.execute(
+        update(table)
+        .where(table.c.id.in_(due.scalar_subquery()))
+        .values(status=SENDING, lease_until=lease, attempts=table.c.attempts + 1, **extra)
+        .returning(table.c.id)
+    )
+    return list(claimed.scalars())
+
+
 async def _claim_deliveries(
     conn: AsyncConnection, now: datetime, lease: datetime, limit: int
 ) -> list[SendJob]:
-    due = (
-        select(deliveries.c.id)
-        .join(broadcasts, broadcasts.c.id == deliveries.c.broadcast_id)
-        .where(
-            deliveries.c.status == QUEUED,
-            deliveries.c.next_attempt_at <= now,
-            broadcasts.c.status == "sending",
-        )
-        .order_by(deliveries.c.next_attempt_at, deliveries.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=deliveries)
+    ids = await _claim_ids(
+        conn,
+        deliveries,
+        broadcasts,
+        broadcasts.c.id == deliveries.c.broadcast_id,
+        broadcasts.c.status == "sending",
+        now=now,
+        lease=lease,
+        limit=limit,
+        updated_at=now,
     )
-    claimed = await conn.execute(
-        update(deliveries)
-        .where(deliveries.c.id.in_(due.scalar_subquery()))
-        .values(
-            status=SENDING, lease_until=lease, attempts=deliveries.c.attempts + 1, updated_at=now
-        )
-        .returning(deliveries.c.id)
-    )
-    ids = list(claimed.scalars())
     if not ids:
         return []
     rows = (
@@ -257,25 +282,16 @@ async def _topic_members(conn: AsyncConnection, rows: Sequence[Any]) -> set[tupl
 async def _claim_messages(
     conn: AsyncConnection, now: datetime, lease: datetime, limit: int
 ) -> list[SendJob]:
-    due = (
-        select(messages.c.id)
-        .join(channels, channels.c.id == messages.c.channel_id)
-        .where(
-            messages.c.status == QUEUED,
-            messages.c.next_attempt_at <= now,
-            channels.c.status == "active",
-        )
-        .order_by(messages.c.next_attempt_at, messages.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=messages)
+    ids = await _claim_ids(
+        conn,
+        messages,
+        channels,
+        channels.c.id == messages.c.channel_id,
+        channels.c.status == "active",
+        now=now,
+        lease=lease,
+        limit=limit,
     )
-    claimed = await conn.execute(
-        update(messages)
-        .where(messages.c.id.in_(due.scalar_subquery()))
-        .values(status=SENDING, lease_until=lease, attempts=messages.c.attempts + 1)
-        .returning(messages.c.id)
-    )
-    ids = list(claimed.scalars())
     if not ids:
         return []
     rows = await conn.execute(

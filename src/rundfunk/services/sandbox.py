@@ -9,7 +9,6 @@ per message would cap the sandbox at the disk's commit rate.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,17 +25,20 @@ from rundfunk.db.session import Database
 from rundfunk.db.tables import channels, deliveries, messages, sandbox_messages
 from rundfunk.db.types import utcnow
 from rundfunk.services import inbound
+from rundfunk.services.batching import GroupBatcher
 from rundfunk.services.errors import Invalid, NotFound
 from rundfunk.services.statuses import apply_statuses, parse_callback
 
-_GROUP_WINDOW_S = 0.002
 
-
-@dataclass
-class _Pending:
+@dataclass(frozen=True)
+class _Send:
     channel_id: int
     message: OutboundMessage
-    future: asyncio.Future[str]
+
+
+def _storage_failed(exc: Exception) -> Exception:
+    # The whole group rolled back: nothing reached a phone, so a retry is safe.
+    return RetryableError(f"sandbox storage failed: {exc}", code="sandbox_storage")
 
 
 class DatabaseSandbox:
@@ -44,36 +46,19 @@ class DatabaseSandbox:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._pending: list[_Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._batcher: GroupBatcher[_Send, str] = GroupBatcher(
+            self._write, on_error=_storage_failed
+        )
 
     async def deliver(self, channel_id: int, message: OutboundMessage) -> str:
-        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(channel_id, message, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await future
+        return await self._batcher.submit(_Send(channel_id, message))
 
-    async def _flush(self) -> None:
-        await asyncio.sleep(_GROUP_WINDOW_S)
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                async with self._db.write() as conn:
-                    ids = await _put_on_phones(conn, batch)
-            except Exception as exc:  # the whole group rolled back: nothing reached a phone
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(
-                            RetryableError(f"sandbox storage failed: {exc}", code="sandbox_storage")
-                        )
-                continue
-            for item, provider_id in zip(batch, ids, strict=True):
-                if not item.future.done():
-                    item.future.set_result(provider_id)
+    async def _write(self, batch: list[_Send]) -> list[str]:
+        async with self._db.write() as conn:
+            return await _put_on_phones(conn, batch)
 
 
-async def _put_on_phones(conn: AsyncConnection, batch: list[_Pending]) -> list[str]:
+async def _put_on_phones(conn: AsyncConnection, batch: list[_Send]) -> list[str]:
     """Write a group of sends with a few set-based statements; returns provider ids.
 
     A row that is no longer queued or sending was put on its phone by an earlier
