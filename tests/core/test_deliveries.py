@@ -20,7 +20,13 @@ from rundfunk.core.deliveries import (
 
 S = DeliveryStatus
 QUEUED, SENDING, SENT, DELIVERED, READ, FAILED, SKIPPED = (
-    S.QUEUED, S.SENDING, S.SENT, S.DELIVERED, S.READ, S.FAILED, S.SKIPPED
+    S.QUEUED,
+    S.SENDING,
+    S.SENT,
+    S.DELIVERED,
+    S.READ,
+    S.FAILED,
+    S.SKIPPED,
 )
 
 # Every move that is allowed, written out by hand; every other pair must be ignored.
@@ -37,7 +43,13 @@ ALLOWED: dict[DeliveryStatus, set[DeliveryStatus]] = {
 
 def test_status_values_are_the_stored_strings() -> None:
     assert [s.value for s in DeliveryStatus] == [
-        "queued", "sending", "sent", "delivered", "read", "failed", "skipped"
+        "queued",
+        "sending",
+        "sent",
+        "delivered",
+        "read",
+        "failed",
+        "skipped",
     ]
     assert DeliveryStatus("read") is READ
     with pytest.raises(ValueError):

@@ -23,13 +23,22 @@ CHAT, IGNORE = InboundAction.CONVERSATION, InboundAction.IGNORE
 
 def test_enum_values_are_the_stored_strings() -> None:
     assert [a.value for a in InboundAction] == [
-        "opt_in", "opt_out", "help", "conversation", "ignore"
+        "opt_in",
+        "opt_out",
+        "help",
+        "conversation",
+        "ignore",
     ]
 
 
 def test_rules_are_walked_in_the_documented_order() -> None:
     assert [name for name, _ in RULES] == [
-        "blocked", "empty", "opt_out", "opt_in", "help", "conversation"
+        "blocked",
+        "empty",
+        "opt_out",
+        "opt_in",
+        "help",
+        "conversation",
     ]
 
 

@@ -21,8 +21,17 @@ def test_rate_interval_and_defaults() -> None:
 
 @pytest.mark.parametrize(
     ("per_second", "burst"),
-    [(0, 1), (-1.0, 1), (math.inf, 1), (math.nan, 1), (1.0, 0), (1.0, -3), (1.0, 1.5), (1.0, True),
-     ("10", 1)],
+    [
+        (0, 1),
+        (-1.0, 1),
+        (math.inf, 1),
+        (math.nan, 1),
+        (1.0, 0),
+        (1.0, -3),
+        (1.0, 1.5),
+        (1.0, True),
+        ("10", 1),
+    ],
 )
 def test_rate_refuses_nonsense(per_second: object, burst: object) -> None:
     with pytest.raises(ValueError):

@@ -21,7 +21,9 @@ async def _check(url: str) -> None:
         async with db.engine.connect() as conn:
             names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
             columns = await conn.run_sync(
-                lambda sync: {t: {c["name"] for c in inspect(sync).get_columns(t)} for t in metadata.tables}
+                lambda sync: {
+                    t: {c["name"] for c in inspect(sync).get_columns(t)} for t in metadata.tables
+                }
             )
         assert set(metadata.tables) <= names
         for name, table in metadata.tables.items():

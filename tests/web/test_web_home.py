@@ -16,7 +16,6 @@ async def test_home_page_links_docs_and_sandbox(client: httpx.AsyncClient) -> No
     assert "/sandbox/" in response.text
 
 
-
 async def test_conversation_shows_the_reply_window(
     client: httpx.AsyncClient, tenant: Any, phone: Any
 ) -> None:
