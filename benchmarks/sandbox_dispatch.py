@@ -38,18 +38,33 @@ async def _setup(db: Database, n: int) -> tuple[int, int]:
     workspace_id = await create_workspace(db, slug="bench")
     actor = system_actor(workspace_id)
     channel = await create_channel(
-        db, actor=actor, kind="sandbox", name="bench",
-        settings={"throughput": 1_000_000, "burst": 1000,
-                  "sandbox": {"delivered_after_s": 3600, "read_after_s": 0}},
+        db,
+        actor=actor,
+        kind="sandbox",
+        name="bench",
+        settings={
+            "throughput": 1_000_000,
+            "burst": 1000,
+            "sandbox": {"delivered_after_s": 3600, "read_after_s": 0},
+        },
     )
     now = utcnow()
     async with db.write() as conn:  # benchmark setup: contacts written in bulk
         await conn.execute(
             insert(contacts),
             [
-                {"workspace_id": workspace_id, "channel_id": channel["id"], "address": f"49{i:010d}",
-                 "name": f"Person {i}", "attributes": {}, "tags": [], "status": "subscribed",
-                 "blocked": False, "created_at": now, "updated_at": now}
+                {
+                    "workspace_id": workspace_id,
+                    "channel_id": channel["id"],
+                    "address": f"49{i:010d}",
+                    "name": f"Person {i}",
+                    "attributes": {},
+                    "tags": [],
+                    "status": "subscribed",
+                    "blocked": False,
+                    "created_at": now,
+                    "updated_at": now,
+                }
                 for i in range(n)
             ],
         )
@@ -61,7 +76,10 @@ async def dispatch_run(n: int, directory: Path) -> float:
     workspace_id, channel_id = await _setup(db, n)
     actor = system_actor(workspace_id)
     created = await broadcast_service.create_broadcast(
-        db, actor=actor, channel_id=channel_id, text="Hallo {{ contact.name }}, es gibt Neuigkeiten."
+        db,
+        actor=actor,
+        channel_id=channel_id,
+        text="Hallo {{ contact.name }}, es gibt Neuigkeiten.",
     )
     registry = ChannelRegistry(db, box=SecretBox("bench"), sandbox=DatabaseSandbox(db))
     dispatcher = Dispatcher(db, registry, policy=RetryPolicy(), poll_seconds=0.05)
@@ -94,9 +112,17 @@ async def baseline_run(n: int, directory: Path, group: int = 64) -> float:
             now = utcnow()
             await conn.execute(
                 insert(sandbox_messages),
-                [{"channel_id": channel_id, "address": f"49{i:010d}", "provider_message_id": f"b-{i}",
-                  "text": "x", "status": "sent", "received_at": now}
-                 for i in range(offset, min(n, offset + group))],
+                [
+                    {
+                        "channel_id": channel_id,
+                        "address": f"49{i:010d}",
+                        "provider_message_id": f"b-{i}",
+                        "text": "x",
+                        "status": "sent",
+                        "received_at": now,
+                    }
+                    for i in range(offset, min(n, offset + group))
+                ],
             )
     elapsed = time.perf_counter() - started
     await db.dispose()
