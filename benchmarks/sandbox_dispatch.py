@@ -26,7 +26,7 @@ from rundfunk.db.types import utcnow
 from rundfunk.services import broadcasts as broadcast_service
 from rundfunk.services.actors import system_actor
 from rundfunk.services.channels import ChannelRegistry, create_channel
-from rundfunk.services.dispatch import RetryPolicy
+from rundfunk.services.outcomes import RetryPolicy
 from rundfunk.services.sandbox import DatabaseSandbox
 from rundfunk.services.secrets import SecretBox
 from rundfunk.services.workspaces import create_workspace

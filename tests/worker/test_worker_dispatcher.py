@@ -18,7 +18,7 @@ from rundfunk.core.errors import ChannelDisabledError, RecipientGoneError
 from rundfunk.core.ratelimit import Rate
 from rundfunk.db.tables import audit_log, channels, consent_events, contacts
 from rundfunk.services import broadcasts
-from rundfunk.services.dispatch import RetryPolicy
+from rundfunk.services.outcomes import RetryPolicy
 from service_world import World, running, wait_until
 
 GREETING = 'Hallo {{ contact.name | default("friend", true) }}, news from {{ workspace.name }}!'

@@ -9,19 +9,18 @@ receipt and the row's ``sent`` commit together, so a requeued row was never sent
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from rundfunk.channels.base import OutboundMessage
 from rundfunk.core import errors
-from rundfunk.core.deliveries import DeliveryStatus, retry_delay, should_pause
+from rundfunk.core.deliveries import DeliveryStatus
 from rundfunk.db.session import Database
 from rundfunk.db.tables import (
     broadcasts,
@@ -33,9 +32,6 @@ from rundfunk.db.tables import (
     workspaces,
 )
 from rundfunk.db.types import utcnow
-from rundfunk.services import subscriptions as subs
-from rundfunk.services.actors import system_actor
-from rundfunk.services.channels import mark_disabled
 
 QUEUED, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
 
@@ -77,21 +73,6 @@ class SendOutcome:
     provider_message_id: str | None = None
     error: errors.ChannelError | None = None
     skipped: bool = False  # the contact opted out after the claim: nothing was sent
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    max_attempts: int = 5
-    base_seconds: float = 2.0
-    cap_seconds: float = 300.0
-    pause_error_share: float = 0.5
-    pause_min_sample: int = 50
-
-
-@dataclass
-class RecordResult:
-    paused_broadcasts: list[int] = field(default_factory=list)
-    disabled_channels: list[int] = field(default_factory=list)
 
 
 async def claim(db: Database, *, limit: int, lease_seconds: float) -> list[SendJob]:
@@ -313,167 +294,6 @@ async def _claim_messages(
         )
         for row in rows
     ]
-
-
-async def record(
-    db: Database,
-    outcomes: Sequence[SendOutcome],
-    *,
-    policy: RetryPolicy,
-    rng: random.Random | None = None,
-) -> RecordResult:
-    """Write a chunk's outcomes in one transaction (see core.errors for the tree)."""
-    rng = rng or random.Random()
-    now = utcnow()
-    result = RecordResult()
-    plans: dict[str, list[dict[str, Any]]] = {"deliveries": [], "messages": []}
-    failed_broadcasts: set[int] = set()
-    async with db.write() as conn:
-        for outcome in outcomes:
-            job, error = outcome.job, outcome.error
-            plan: dict[str, Any] = {
-                "_id": job.id,
-                "_pid": outcome.provider_message_id,
-                "_code": None,
-                "_reason": None,
-                "_next": now,
-                "_attempts": job.attempts,
-            }
-            if outcome.skipped:
-                plan.update(
-                    _status=DeliveryStatus.SKIPPED.value, _reason="unsubscribed before send"
-                )
-            elif error is None:
-                plan["_status"] = DeliveryStatus.SENT.value
-            elif isinstance(error, errors.RetryableError):
-                if job.attempts >= policy.max_attempts:
-                    plan.update(
-                        _status=DeliveryStatus.FAILED.value,
-                        _code=error.code,
-                        _reason=f"gave up after {job.attempts} attempts: {error.reason}",
-                    )
-                else:
-                    delay = retry_delay(
-                        job.attempts,
-                        base=policy.base_seconds,
-                        cap=policy.cap_seconds,
-                        jitter=rng.random(),
-                    )
-                    delay = max(delay, error.retry_after or 0.0)
-                    plan.update(
-                        _status=QUEUED,
-                        _code=error.code,
-                        _reason=error.reason,
-                        _next=now + timedelta(seconds=delay),
-                    )
-            elif isinstance(error, errors.PermanentError):
-                plan.update(
-                    _status=DeliveryStatus.FAILED.value, _code=error.code, _reason=error.reason
-                )
-                if isinstance(error, errors.RecipientGoneError | errors.OptedOutError):
-                    await subs.opt_out(
-                        conn,
-                        workspace_id=job.workspace_id,
-                        contact_id=job.contact_id,
-                        topic_id=None,
-                        source="send_error",
-                        actor="platform",
-                        keyword=error.reason,
-                    )
-            else:
-                # Pause / disable: the send did not happen; it waits in the queue, and the
-                # attempt it was charged is given back.
-                plan.update(
-                    _status=QUEUED,
-                    _code=error.code,
-                    _reason=error.reason,
-                    _attempts=job.attempts - 1,
-                )
-                if isinstance(error, errors.ChannelDisabledError):
-                    await _disable_channel(conn, job, error, result)
-                elif job.broadcast_id is not None:
-                    await _pause(conn, job.broadcast_id, error.reason, result)
-            if plan["_status"] == DeliveryStatus.FAILED.value and job.broadcast_id is not None:
-                failed_broadcasts.add(job.broadcast_id)
-            plans[job.table].append(plan)
-        for name, table in (("deliveries", deliveries), ("messages", messages)):
-            if plans[name]:
-                await _write_plans(conn, table, plans[name], now)
-        for broadcast_id in failed_broadcasts - set(result.paused_broadcasts):
-            await _pause_if_failing(conn, broadcast_id, policy, result)
-    return result
-
-
-async def _write_plans(
-    conn: AsyncConnection, table: Table, plans: list[dict[str, Any]], now: datetime
-) -> None:
-    values: dict[str, Any] = {
-        "status": bindparam("_status"),
-        "provider_message_id": bindparam("_pid"),
-        "error_reason": bindparam("_reason"),
-        "next_attempt_at": bindparam("_next"),
-        "attempts": bindparam("_attempts"),
-        "lease_until": None,
-    }
-    if table is deliveries:
-        values.update(error_code=bindparam("_code"), updated_at=now)
-    # Only rows still in flight: a row the sandbox (or a fast status webhook) already
-    # moved past "sending" keeps its newer state.
-    stmt = (
-        update(table)
-        .where(table.c.id == bindparam("_id"), table.c.status == SENDING)
-        .values(**values)
-    )
-    await conn.execute(stmt, plans)
-
-
-async def _pause(
-    conn: AsyncConnection, broadcast_id: int, reason: str, result: RecordResult
-) -> None:
-    await conn.execute(
-        update(broadcasts)
-        .where(broadcasts.c.id == broadcast_id, broadcasts.c.status == "sending")
-        .values(status="paused", status_reason=reason)
-    )
-    result.paused_broadcasts.append(broadcast_id)
-
-
-async def _pause_if_failing(
-    conn: AsyncConnection, broadcast_id: int, policy: RetryPolicy, result: RecordResult
-) -> None:
-    counts: dict[str, int] = dict(
-        (
-            await conn.execute(
-                select(deliveries.c.status, func.count())
-                .where(deliveries.c.broadcast_id == broadcast_id)
-                .group_by(deliveries.c.status)
-            )
-        ).all()
-    )
-    failed = int(counts.get(DeliveryStatus.FAILED.value, 0))
-    attempted = failed + sum(
-        int(counts.get(s.value, 0))
-        for s in (DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ)
-    )
-    if should_pause(
-        failed=failed,
-        attempted=attempted,
-        threshold=policy.pause_error_share,
-        min_sample=policy.pause_min_sample,
-    ):
-        share = round(100 * failed / attempted)
-        await _pause(conn, broadcast_id, f"paused: {share}% of {attempted} sends failed", result)
-
-
-async def _disable_channel(
-    conn: AsyncConnection, job: SendJob, error: errors.ChannelError, result: RecordResult
-) -> None:
-    disabled, paused = await mark_disabled(
-        conn, system_actor(job.workspace_id), job.channel_id, error.reason
-    )
-    result.paused_broadcasts.extend(paused)
-    if disabled:
-        result.disabled_channels.append(job.channel_id)
 
 
 async def requeue_expired(db: Database, *, everything: bool = False) -> int:

@@ -16,7 +16,8 @@ from rundfunk.core import errors, personalize
 from rundfunk.db.session import Database
 from rundfunk.services import dispatch
 from rundfunk.services.channels import ChannelRegistry
-from rundfunk.services.dispatch import RetryPolicy, SendJob, SendOutcome
+from rundfunk.services.dispatch import SendJob, SendOutcome
+from rundfunk.services.outcomes import RetryPolicy, record
 from rundfunk.worker.consent import ConsentGate
 from rundfunk.worker.limiter import InProcessLimiter
 
@@ -83,7 +84,7 @@ class Dispatcher:
     async def _chunk(self, jobs: list[SendJob]) -> None:
         outcomes = await asyncio.gather(*(self._send(job) for job in jobs))
         try:
-            result = await dispatch.record(self.db, outcomes, policy=self.policy)
+            result = await record(self.db, outcomes, policy=self.policy)
         except Exception:
             # Rows stay "sending" until their lease runs out and then go back to the queue.
             log.exception("recording %d outcomes failed", len(outcomes))
