@@ -74,21 +74,28 @@ class _Context:
 
 
 async def receive(db: Database, *, channel_id: int, event: InboundMessage) -> Outcome:
-    try:
-        async with db.write() as conn:
-            return await _receive(conn, channel_id, event)
-    except IntegrityError:
-        # The same provider message id raced in twice; the first one won.
-        async with db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(messages.c.id, messages.c.contact_id).where(
-                        messages.c.channel_id == channel_id,
-                        messages.c.provider_message_id == event.provider_message_id,
+    # Two first messages of one new person can race to create the contact (PostgreSQL;
+    # SQLite serialises writers). The loser's transaction rolls back whole and runs
+    # once more, when the contact exists: the message is never lost.
+    for attempt in (1, 2):
+        try:
+            async with db.write() as conn:
+                return await _receive(conn, channel_id, event)
+        except IntegrityError:
+            async with db.read() as conn:
+                row = (
+                    await conn.execute(
+                        select(messages.c.id, messages.c.contact_id).where(
+                            messages.c.channel_id == channel_id,
+                            messages.c.provider_message_id == event.provider_message_id,
+                        )
                     )
-                )
-            ).one()
-        return Outcome(InboundAction.IGNORE, row.contact_id, row.id, duplicate=True)
+                ).first()
+            if row is not None:  # the same provider message raced in twice; one won
+                return Outcome(InboundAction.IGNORE, row.contact_id, row.id, duplicate=True)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 async def _receive(conn: AsyncConnection, channel_id: int, event: InboundMessage) -> Outcome:
