@@ -402,10 +402,12 @@ async def finish_completed(db: Database) -> int:
         deliveries.c.broadcast_id == broadcasts.c.id,
         deliveries.c.status.in_((DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)),
     )
+    finished = and_(broadcasts.c.status == "sending", ~pending)
+    async with db.read() as conn:  # most passes find none: no write lock for nothing
+        if await conn.scalar(select(broadcasts.c.id).where(finished).limit(1)) is None:
+            return 0
     async with db.write() as conn:
         result = await conn.execute(
-            update(broadcasts)
-            .where(broadcasts.c.status == "sending", ~pending)
-            .values(status="done", finished_at=utcnow())
+            update(broadcasts).where(finished).values(status="done", finished_at=utcnow())
         )
     return int(result.rowcount or 0)

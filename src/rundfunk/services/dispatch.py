@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -300,14 +300,25 @@ async def requeue_expired(db: Database, *, everything: bool = False) -> int:
     """Give rows whose lease ran out back to the queue (``everything``: at embedded start,
     when no other process can own a lease on this SQLite file)."""
     now = utcnow()
+
+    def expired(table: Table) -> ColumnElement[bool]:
+        condition = table.c.status == SENDING
+        return condition if everything else and_(condition, table.c.lease_until < now)
+
+    async with db.read() as conn:  # most passes find none: no write lock for nothing
+        found = [
+            await conn.scalar(select(table.c.id).where(expired(table)).limit(1))
+            for table in (deliveries, messages)
+        ]
+    if all(row is None for row in found):
+        return 0
     total = 0
     async with db.write() as conn:
         for table in (deliveries, messages):
-            stmt = update(table).where(table.c.status == SENDING)
-            if not everything:
-                stmt = stmt.where(table.c.lease_until < now)
             done = await conn.execute(
-                stmt.values(status=QUEUED, lease_until=None, next_attempt_at=now)
+                update(table)
+                .where(expired(table))
+                .values(status=QUEUED, lease_until=None, next_attempt_at=now)
             )
             total += int(done.rowcount or 0)
     return total
