@@ -86,6 +86,7 @@ def list_cases(w: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         ("GET", "/api/v1/conversations", {}),
         ("GET", "/api/v1/conversations", {"channel_id": ch}),
         ("GET", "/api/v1/members", {}),
+        ("GET", "/api/v1/audit", {}),
     ]
 
 
@@ -131,6 +132,10 @@ async def test_b_lists_none_of_as_rows(client: httpx.AsyncClient, world) -> None
         "/api/v1/conversations": {world["conversation"]},
         "/api/v1/members": set(world["a"].member_ids.values()),
     }
+    # A's audit entries (channel, topic, broadcast created): if the log were not scoped,
+    # A's own listing would hold B's entries too and B's would overlap it.
+    a_audit = await client.get("/api/v1/audit", headers=world["a"].auth())
+    a_ids["/api/v1/audit"] = {item["id"] for item in a_audit.json()["items"]}
     for method, path, params in list_cases(world):
         response = await client.request(method, path, params=params, headers=world["b"].auth())
         assert response.status_code == 200, (path, response.text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from rundfunk.services.actors import Role
@@ -81,3 +83,23 @@ async def test_members_need_admin(client: httpx.AsyncClient, tenant, assert_erro
         assert_error(
             await client.get("/api/v1/members", headers=tenant.auth(role)), 403, "forbidden"
         )
+
+
+async def test_audit_log_says_who_sent_which_broadcast(
+    client: httpx.AsyncClient, tenant: Any, phone: Any, assert_error: Any
+) -> None:
+    await phone(tenant.channel_id, "4915111", "START")
+    editor = tenant.auth(Role.EDITOR)
+    created = await client.post(
+        "/api/v1/broadcasts", json={"channel_id": tenant.channel_id, "text": "Hi"}, headers=editor
+    )
+    broadcast_id = created.json()["id"]
+    await client.post(f"/api/v1/broadcasts/{broadcast_id}/send", headers=editor)
+
+    assert_error(await client.get("/api/v1/audit", headers=editor), 403, "forbidden")
+    log = (await client.get("/api/v1/audit", headers=tenant.auth(Role.ADMIN))).json()["items"]
+    sent = [e for e in log if e["action"] == "broadcast.send"]
+    assert len(sent) == 1
+    assert sent[0]["target_id"] == broadcast_id
+    assert sent[0]["details"] == {"total": 1}
+    assert sent[0]["actor"].startswith("token:")  # the editor's API token

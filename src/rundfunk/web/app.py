@@ -15,7 +15,15 @@ from fastapi import APIRouter, Depends, FastAPI
 from rundfunk import __version__
 from rundfunk.config import Settings
 from rundfunk.web import sandbox
-from rundfunk.web.api import broadcasts, channels, contacts, conversations, topics, workspace
+from rundfunk.web.api import (
+    audit,
+    broadcasts,
+    channels,
+    contacts,
+    conversations,
+    topics,
+    workspace,
+)
 from rundfunk.web.deps import current_actor
 from rundfunk.web.errors import ERROR_RESPONSES, install_error_handlers
 from rundfunk.web.home import home_router
@@ -37,7 +45,7 @@ def api_router() -> APIRouter:
     router = APIRouter(
         prefix="/api/v1", dependencies=[Depends(current_actor)], responses=ERROR_RESPONSES
     )
-    for module in (channels, topics, contacts, broadcasts, conversations, workspace):
+    for module in (channels, topics, contacts, broadcasts, conversations, workspace, audit):
         router.include_router(module.router)
     return router
 
