@@ -13,15 +13,15 @@ from typing import Any
 
 from sqlalchemy import and_, exists, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import ColumnElement
 
 from rundfunk.core import personalize
 from rundfunk.core.deliveries import DeliveryStatus
 from rundfunk.db.session import Database
-from rundfunk.db.tables import broadcasts, channels, contacts, deliveries, subscriptions, topics
+from rundfunk.db.tables import broadcasts, channels, contacts, deliveries, topics
 from rundfunk.db.types import utcnow
 from rundfunk.services import audit
 from rundfunk.services.actors import Actor, Role, system_actor
+from rundfunk.services.audience import audience_filter, audience_size
 from rundfunk.services.errors import Conflict, Invalid, NotFound
 from rundfunk.services.media import check_media_url
 from rundfunk.services.topics import topic_ids_for_keys
@@ -29,30 +29,6 @@ from rundfunk.services.topics import topic_ids_for_keys
 STATS = ("total", "queued", "sent", "delivered", "read", "failed", "skipped")
 # A send_at this far in the past is still "now" (clock skew, slow clients).
 PAST_GRACE = timedelta(seconds=60)
-
-
-def audience_filter(channel_id: int, topic_ids: list[int]) -> ColumnElement[bool]:
-    """Who a broadcast reaches: opted-in, unblocked contacts of the channel (in a topic)."""
-    condition = and_(
-        contacts.c.channel_id == channel_id,
-        contacts.c.status == "subscribed",
-        contacts.c.blocked.is_(False),
-    )
-    if topic_ids:
-        condition = and_(
-            condition,
-            exists().where(
-                subscriptions.c.contact_id == contacts.c.id, subscriptions.c.topic_id.in_(topic_ids)
-            ),
-        )
-    return condition
-
-
-async def audience_size(conn: AsyncConnection, channel_id: int, topic_ids: list[int]) -> int:
-    count = await conn.scalar(
-        select(func.count()).select_from(contacts).where(audience_filter(channel_id, topic_ids))
-    )
-    return int(count or 0)
 
 
 async def _require_active_channel(conn: AsyncConnection, actor: Actor, channel_id: int) -> None:

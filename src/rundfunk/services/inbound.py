@@ -83,19 +83,29 @@ async def receive(db: Database, *, channel_id: int, event: InboundMessage) -> Ou
                 return await _receive(conn, channel_id, event)
         except IntegrityError:
             async with db.read() as conn:
-                row = (
-                    await conn.execute(
-                        select(messages.c.id, messages.c.contact_id).where(
-                            messages.c.channel_id == channel_id,
-                            messages.c.provider_message_id == event.provider_message_id,
-                        )
-                    )
-                ).first()
-            if row is not None:  # the same provider message raced in twice; one won
-                return Outcome(InboundAction.IGNORE, row.contact_id, row.id, duplicate=True)
+                duplicate = await _duplicate(conn, channel_id, event)
+            if duplicate is not None:  # the same provider message raced in twice; one won
+                return duplicate
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+async def _duplicate(
+    conn: AsyncConnection, channel_id: int, event: InboundMessage
+) -> Outcome | None:
+    """The outcome of an already stored message with this provider id, if any."""
+    row = (
+        await conn.execute(
+            select(messages.c.id, messages.c.contact_id).where(
+                messages.c.channel_id == channel_id,
+                messages.c.provider_message_id == event.provider_message_id,
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    return Outcome(InboundAction.IGNORE, row.contact_id, row.id, duplicate=True)
 
 
 async def _receive(conn: AsyncConnection, channel_id: int, event: InboundMessage) -> Outcome:
@@ -111,16 +121,9 @@ async def _receive(conn: AsyncConnection, channel_id: int, event: InboundMessage
             .where(channels.c.id == channel_id)
         )
     ).one()
-    existing = (
-        await conn.execute(
-            select(messages.c.id, messages.c.contact_id).where(
-                messages.c.channel_id == channel_id,
-                messages.c.provider_message_id == event.provider_message_id,
-            )
-        )
-    ).first()
-    if existing is not None:
-        return Outcome(InboundAction.IGNORE, existing.contact_id, existing.id, duplicate=True)
+    duplicate = await _duplicate(conn, channel_id, event)
+    if duplicate is not None:
+        return duplicate
 
     contact = await _upsert_contact(conn, channel.workspace_id, channel_id, event)
     conversation_id = await conn.scalar(
