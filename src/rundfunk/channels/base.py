@@ -13,6 +13,44 @@ from datetime import datetime
 from typing import Protocol
 
 from rundfunk.core.deliveries import DeliveryStatus
+from rundfunk.core.errors import ChannelError
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option of an interactive menu: a reply button or a list row.
+
+    ``id`` comes back in the person's reply (``InboundMessage.payload["reply_id"]``);
+    Rundfunk uses the command itself as the id (``"START news"``), so a tap is
+    handled exactly like the typed keyword.
+    """
+
+    id: str
+    title: str
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Menu:
+    """Interactive choices sent with the message's text (WhatsApp buttons or list)."""
+
+    choices: tuple[Choice, ...]
+    button: str = "Choose"  # the list's opening button; unused for reply buttons
+    section: str = ""  # the list section's title
+
+
+@dataclass(frozen=True)
+class TemplateSend:
+    """An approved template with its parameters already rendered for one person."""
+
+    name: str
+    language: str
+    body: tuple[str, ...] = ()
+    header: tuple[str, ...] = ()  # text parameters of a TEXT header
+    header_media: str | None = None  # link or uploaded media id of an IMAGE/VIDEO/... header
+    header_format: str | None = None  # TEXT | IMAGE | VIDEO | DOCUMENT | LOCATION
+    # Dynamic URL button suffixes, by the button's index in the template.
+    url_buttons: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -23,6 +61,12 @@ class OutboundMessage:
     # Ours, echoed back by the platform in status callbacks: "d:<delivery id>" for a
     # broadcast delivery, "m:<message id>" for a conversation message.
     callback_data: str = ""
+    media_id: str | None = None  # a file uploaded to the platform before (WhatsApp media id)
+    media_kind: str | None = None  # image | video | audio | document | sticker
+    filename: str | None = None  # shown for documents
+    preview_url: bool = False  # let the messenger render a preview of the first link
+    menu: Menu | None = None
+    template: TemplateSend | None = None
 
 
 @dataclass(frozen=True)
@@ -37,10 +81,15 @@ class InboundMessage:
     address: str
     provider_message_id: str
     timestamp: datetime
-    kind: str = "text"  # text | image | video | audio | document | location | ...
-    text: str | None = None
+    # text | image | video | audio | document | sticker | location | contacts | reaction |
+    # interactive | button | unsupported (whatever the platform sent, never dropped)
+    kind: str = "text"
+    text: str | None = None  # the text, a caption, or a tapped choice's title
     media_url: str | None = None
     name: str | None = None  # the person's profile name, if the platform tells
+    # Channel-neutral details of non-text messages: media_id / mime_type / sha256,
+    # latitude / longitude / name / address, contacts, emoji / message_id (reaction),
+    # reply_id (a tapped button or list row), context {from, id} (a reply), errors.
     payload: Mapping[str, object] = field(default_factory=dict)
 
 
@@ -54,9 +103,37 @@ class StatusUpdate:
     callback_data: str | None = None
     error_code: str | None = None
     error_reason: str | None = None
+    recipient: str | None = None
+    # For a failed status: the provider's error mapped into the one error tree, so a
+    # failure reported later by webhook is handled like the same error at send time.
+    error: ChannelError | None = None
 
 
-InboundEvent = InboundMessage | StatusUpdate
+@dataclass(frozen=True)
+class ConsentUpdate:
+    """The person changed a preference in the messenger app itself (WhatsApp's
+    "stop / resume marketing messages"), not by writing to us."""
+
+    address: str
+    opted_in: bool
+    timestamp: datetime
+    category: str = "marketing"
+    detail: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class TemplateStatusUpdate:
+    """The platform approved, paused, disabled or rejected one of our templates."""
+
+    name: str
+    language: str
+    status: str  # APPROVED | PAUSED | DISABLED | REJECTED | ... as the platform says
+    timestamp: datetime
+    reason: str | None = None
+
+
+InboundEvent = InboundMessage | StatusUpdate | ConsentUpdate | TemplateStatusUpdate
 
 
 class SignatureError(Exception):

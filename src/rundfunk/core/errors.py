@@ -5,7 +5,8 @@ error, never by a provider's status code or message text::
 
     ChannelError                      any failed send; ``code`` keeps the provider's code
     ├── RetryableError                try again later (``retry_after`` seconds, if known)
-    │   └── RateLimitedError          a limit was hit; ``scope`` says whose
+    │   ├── RateLimitedError          a limit was hit; ``scope`` says whose
+    │   └── OutcomeUnknownError       the request may have arrived: settle before resending
     ├── PermanentError                this recipient will never get this message
     │   ├── RecipientGoneError        blocked us / not on the platform: unsubscribe
     │   ├── OptedOutError             stopped marketing in the app: record an opt-out
@@ -60,6 +61,12 @@ class RateLimitedError(RetryableError):
     ) -> None:
         super().__init__(message, code=code, retry_after=retry_after)
         self.scope = scope
+
+
+class OutcomeUnknownError(RetryableError):
+    """The connection broke after the request went out: the platform may have accepted
+    the message. Resending at once could deliver it twice, so the row waits for the
+    platform's status callback (which names it) and is only resent when none came."""
 
 
 class PermanentError(ChannelError):
