@@ -83,7 +83,9 @@ def error_from_body(body: Any, *, http_status: int) -> errors.ChannelError:
         return errors.RateLimitedError(f"HTTP {http_status}", code="http_429")
     if http_status >= 500:
         return errors.RetryableError(f"HTTP {http_status} from the Graph API", code="http_5xx")
-    return errors.PermanentError(f"HTTP {http_status} from the Graph API", code=f"http_{http_status}")
+    return errors.PermanentError(
+        f"HTTP {http_status} from the Graph API", code=f"http_{http_status}"
+    )
 
 
 def error_from_status(item: Mapping[str, Any]) -> errors.ChannelError | None:
