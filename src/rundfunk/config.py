@@ -70,6 +70,17 @@ class Settings(BaseSettings):
     poll_seconds: float = Field(
         default=0.5, gt=0, description="How often an idle worker and the scheduler look for work."
     )
+    settle_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description=(
+            "How long a platform send whose outcome is unknown (connection lost, worker "
+            "died) waits for its status callback before it is sent again."
+        ),
+    )
+    template_sync_seconds: float = Field(
+        default=3600.0, gt=0, description="How often WhatsApp templates are synced."
+    )
 
     @field_validator("database_url")
     @classmethod

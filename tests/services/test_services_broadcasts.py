@@ -229,6 +229,7 @@ async def test_list_broadcasts_shows_stats_and_topics(world: World) -> None:
     assert listed[0]["stats"] == {
         "total": 1,
         "queued": 0,
+        "deferred": 0,
         "sent": 0,
         "delivered": 0,
         "read": 0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from rundfunk.channels.base import StatusUpdate
 from rundfunk.core.deliveries import DeliveryStatus
 from rundfunk.db.tables import deliveries
 from rundfunk.services import broadcasts, sandbox
-from rundfunk.services.statuses import apply_statuses
+from rundfunk.services.statuses import apply_statuses, parse_callback
 from service_world import World, running, wait_until
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -35,9 +36,12 @@ async def _sent_broadcast(world: World, people: int = 1) -> list[int]:
     return [r.id for r in rows]
 
 
+CURRENT = "the-row's-own-provider-id"
+
+
 def _for(delivery_id: int, status: DeliveryStatus, seconds: int, **extra: str) -> StatusUpdate:
     return StatusUpdate(
-        provider_message_id="ignored-when-callback-data-is-ours",
+        provider_message_id=CURRENT,
         status=status,
         timestamp=T0 + timedelta(seconds=seconds),
         callback_data=f"d:{delivery_id}",
@@ -46,6 +50,23 @@ def _for(delivery_id: int, status: DeliveryStatus, seconds: int, **extra: str) -
 
 
 async def _apply(world: World, channel_id: int, *updates: StatusUpdate) -> int:
+    """Apply; an update naming ``CURRENT`` reports on the row's latest send attempt."""
+    targets = {id(u): parse_callback(u.callback_data) for u in updates}
+    ids = [t[1] for t in targets.values() if t is not None]
+    pids = dict(
+        (r.id, r.provider_message_id)
+        for r in await world.rows(
+            select(deliveries.c.id, deliveries.c.provider_message_id).where(
+                deliveries.c.id.in_(ids)
+            )
+        )
+    )
+    updates = tuple(
+        replace(u, provider_message_id=pids[target[1]])
+        if u.provider_message_id == CURRENT and (target := targets[id(u)]) is not None
+        else u
+        for u in updates
+    )
     async with world.db.write() as conn:
         return await apply_statuses(conn, channel_id=channel_id, updates=list(updates))
 

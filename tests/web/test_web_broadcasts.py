@@ -91,6 +91,7 @@ async def test_create_and_send(client: httpx.AsyncClient, tenant, audience) -> N
     assert draft["stats"] == {
         "total": 0,
         "queued": 0,
+        "deferred": 0,
         "sent": 0,
         "delivered": 0,
         "read": 0,

@@ -45,11 +45,36 @@ async def world(client: httpx.AsyncClient, make_tenant, phone) -> dict[str, Any]
     }
 
 
+# Marks a case that uploads a file (multipart) instead of sending JSON.
+UPLOAD: dict[str, Any] = {"file": ("logo.png", b"\x89PNG\r\n\x1a\n", "image/png")}
+
+
+async def _call(
+    client: httpx.AsyncClient,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None,
+    headers: dict[str, str],
+) -> httpx.Response:
+    if body is UPLOAD:
+        return await client.request(method, path, files=body, headers=headers)
+    return await client.request(method, path, json=body, headers=headers)
+
+
 def by_id_cases(w: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None]]:
     """(method, path, json) for each route that takes one of A's ids."""
     ch, ct, bc, cv = w["channel"], w["contact"], w["broadcast"], w["conversation"]
     return [
         ("GET", f"/api/v1/channels/{ch}", None),
+        ("PATCH", f"/api/v1/channels/{ch}", {"name": "taken over"}),
+        ("POST", f"/api/v1/channels/{ch}/templates/sync", None),
+        ("GET", f"/api/v1/channels/{ch}/templates", None),
+        ("GET", f"/api/v1/channels/{ch}/profile", None),
+        ("PATCH", f"/api/v1/channels/{ch}/profile", {"about": "hijacked"}),
+        ("POST", f"/api/v1/channels/{ch}/media", UPLOAD),
+        ("GET", f"/api/v1/channels/{ch}/links", None),
+        ("GET", f"/api/v1/channels/{ch}/links/qr.png", None),
+        ("GET", f"/api/v1/channels/{ch}/links/qr.svg", None),
         ("GET", f"/api/v1/contacts/{ct}", None),
         ("GET", f"/api/v1/broadcasts/{bc}", None),
         ("POST", f"/api/v1/broadcasts/{bc}/send", None),
@@ -104,7 +129,7 @@ async def test_b_gets_404_for_every_route_with_an_id_of_a(
 ) -> None:
     for role in (Role.OWNER, Role.AGENT):
         for method, path, body in by_id_cases(world):
-            response = await client.request(method, path, json=body, headers=world["b"].auth(role))
+            response = await _call(client, method, path, body, world["b"].auth(role))
             if role is Role.AGENT and response.status_code == 403:
                 continue  # refused for the role before the id was even looked at
             assert_error(response, 404, "not_found")
@@ -112,7 +137,7 @@ async def test_b_gets_404_for_every_route_with_an_id_of_a(
 
 async def test_a_sees_nothing_changed_by_b(client: httpx.AsyncClient, world) -> None:
     for method, path, body in by_id_cases(world):
-        await client.request(method, path, json=body, headers=world["b"].auth())
+        await _call(client, method, path, body, world["b"].auth())
     auth = world["a"].auth()
     broadcast = (await client.get(f"/api/v1/broadcasts/{world['broadcast']}", headers=auth)).json()
     assert broadcast["status"] == "draft"
@@ -176,6 +201,7 @@ def test_every_api_route_has_an_isolation_case(settings, runtime) -> None:
         str(fake[k]): f"{{{k}_id}}" for k in ("channel", "contact", "broadcast", "conversation")
     }
     templates[str(fake["b_conversation"])] = "{conversation_id}"
+    templates["qr.png"] = templates["qr.svg"] = "qr.{fmt}"
     for method, path, _ in by_id_cases(fake):
         parts = [templates.get(part, part) for part in path.split("/")]
         covered.add((method, "/".join(parts)))

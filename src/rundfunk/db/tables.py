@@ -167,8 +167,11 @@ broadcasts = Table(
     Column("id", Integer, primary_key=True),
     _ws(),
     Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
-    Column("text", Text, nullable=False),
+    Column("text", Text, nullable=False),  # for a template broadcast: the template's body
     Column("media_url", Text),
+    # What goes beyond text and media: {"template": {...}} on WhatsApp, an uploaded
+    # media id, a document's filename (see services.content).
+    Column("content", JSON),
     Column("topic_ids", JSON, nullable=False),  # empty: every subscriber of the channel
     # draft | scheduled | sending | paused | done | cancelled
     Column("status", String(16), nullable=False),
@@ -200,11 +203,31 @@ deliveries = Table(
     Column("error_code", String(32)),
     Column("error_reason", Text),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # When the platform accepted it: counts toward the rolling daily recipient cap.
+    Column("sent_at", UTCDateTime()),
     # The delivery guarantee: one row, hence at most one send, per broadcast and person.
     UniqueConstraint("broadcast_id", "contact_id"),
     # The claim query walks this index: queued rows that are due, oldest first.
     Index(None, "status", "next_attempt_at"),
     Index(None, "provider_message_id"),
+    Index(None, "channel_id", "sent_at"),
+)
+
+# Message templates as the platform approved them (WhatsApp), synced from its API.
+templates = Table(
+    "templates",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _ws(),
+    Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(512), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("category", String(32), nullable=False),  # MARKETING | UTILITY | AUTHENTICATION
+    Column("status", String(32), nullable=False),  # APPROVED | PAUSED | DISABLED | ...
+    Column("external_id", String(64)),
+    Column("components", JSON, nullable=False),  # header, body, footer, buttons as synced
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("channel_id", "name", "language"),
 )
 
 conversations = Table(

@@ -7,11 +7,11 @@ broadcast materialises its audience into ``deliveries`` with one set-based
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, func, literal, select, update
+from sqlalchemy import and_, case, exists, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rundfunk.core import personalize
@@ -22,11 +22,13 @@ from rundfunk.db.types import utcnow
 from rundfunk.services import audit
 from rundfunk.services.actors import Actor, Role, system_actor
 from rundfunk.services.audience import audience_filter, audience_size
+from rundfunk.services.content import channel_kind, compose
+from rundfunk.services.dispatch import DEFERRED_CODE
 from rundfunk.services.errors import Conflict, Invalid, NotFound
 from rundfunk.services.media import check_media_url
 from rundfunk.services.topics import topic_ids_for_keys
 
-STATS = ("total", "queued", "sent", "delivered", "read", "failed", "skipped")
+STATS = ("total", "queued", "deferred", "sent", "delivered", "read", "failed", "skipped")
 # A send_at this far in the past is still "now" (clock skew, slow clients).
 PAST_GRACE = timedelta(seconds=60)
 
@@ -54,16 +56,24 @@ async def create_broadcast(
     *,
     actor: Actor,
     channel_id: int,
-    text: str,
+    text: str | None,
     topic_keys: list[str] | None = None,
     media_url: str | None = None,
     send_at: datetime | None = None,
+    template: Mapping[str, Any] | None = None,
+    media_id: str | None = None,
+    media_kind: str | None = None,
+    filename: str | None = None,
+    preview_url: bool = False,
 ) -> dict[str, Any]:
+    """Compose a broadcast. On WhatsApp it is a template broadcast (``template``: name,
+    language, body_parameters, ...), checked against the synced template."""
     actor.require(Role.EDITOR)
-    try:
-        personalize.validate(text)
-    except personalize.PersonalizationError as exc:
-        raise Invalid(f"text: {exc}") from exc
+    if text is not None and template is None:
+        try:
+            personalize.validate(text)
+        except personalize.PersonalizationError as exc:
+            raise Invalid(f"text: {exc}") from exc
     check_media_url(media_url)
     now = utcnow()
     if send_at is not None:
@@ -73,6 +83,19 @@ async def create_broadcast(
             raise Invalid("send_at is in the past")
     async with db.write() as conn:
         await _require_active_channel(conn, actor, channel_id)
+        stored_text, content = await compose(
+            conn,
+            kind=await channel_kind(conn, channel_id, actor.workspace_id),
+            channel_id=channel_id,
+            text=text,
+            media_url=media_url,
+            template=template,
+            media_id=media_id,
+            media_kind=media_kind,
+            filename=filename,
+            preview_url=preview_url,
+            broadcast=True,
+        )
         topic_ids = await topic_ids_for_keys(conn, actor.workspace_id, topic_keys or [])
         if await audience_size(conn, channel_id, topic_ids) == 0:
             raise Invalid(
@@ -83,8 +106,9 @@ async def create_broadcast(
             broadcasts.insert().values(
                 workspace_id=actor.workspace_id,
                 channel_id=channel_id,
-                text=text,
+                text=stored_text or "",
                 media_url=media_url,
+                content=content,
                 topic_ids=topic_ids,
                 status="scheduled" if send_at else "draft",
                 send_at=send_at,
@@ -303,15 +327,25 @@ async def _stats(conn: AsyncConnection, rows: Sequence[Any]) -> dict[int, dict[s
     stats = {row.id: {name: 0 for name in STATS} | {"total": row.total} for row in rows}
     if not stats:
         return stats
+    deferred = deliveries.c.error_code == DEFERRED_CODE
     counted = await conn.execute(
-        select(deliveries.c.broadcast_id, deliveries.c.status, func.count())
+        select(
+            deliveries.c.broadcast_id,
+            deliveries.c.status,
+            func.sum(case((deferred, 1), else_=0)),
+            func.count(),
+        )
         .where(deliveries.c.broadcast_id.in_(list(stats)))
         .group_by(deliveries.c.broadcast_id, deliveries.c.status)
     )
-    for broadcast_id, status, count in counted:
-        # In flight counts as queued: it has not reached the platform yet.
-        key = "queued" if status == DeliveryStatus.SENDING.value else status
-        stats[broadcast_id][key] += int(count)
+    for broadcast_id, status, held_back, count in counted:
+        # In flight counts as queued: it has not reached the platform yet. Queued rows
+        # held back by the daily recipient cap count as deferred.
+        if status in (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value):
+            stats[broadcast_id]["deferred"] += int(held_back or 0)
+            stats[broadcast_id]["queued"] += int(count) - int(held_back or 0)
+        else:
+            stats[broadcast_id][status] += int(count)
     return stats
 
 
@@ -332,6 +366,7 @@ def _public(row: Any, keys: list[str], stats: dict[str, int]) -> dict[str, Any]:
         "status_reason": row.status_reason,
         "text": row.text,
         "media_url": row.media_url,
+        "template": _template_view(row.content),
         "topic_keys": keys,
         "send_at": row.send_at,
         "started_at": row.started_at,
@@ -340,6 +375,14 @@ def _public(row: Any, keys: list[str], stats: dict[str, int]) -> dict[str, Any]:
         "created_at": row.created_at,
         "stats": stats,
     }
+
+
+def _template_view(content: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    template = (content or {}).get("template")
+    if not isinstance(template, Mapping):
+        return None
+    keys = ("name", "language", "body_parameters", "header_parameters", "button_parameters")
+    return {key: template.get(key) for key in (*keys, "header_media")}
 
 
 async def _publish(conn: AsyncConnection, rows: Sequence[Any]) -> list[dict[str, Any]]:

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rundfunk.channels.base import Channel
 from rundfunk.channels.sandbox import SandboxBehaviour, SandboxChannel, SandboxPlatform
+from rundfunk.channels.whatsapp.channel import WhatsAppChannel
+from rundfunk.channels.whatsapp.client import WhatsAppConfig
 from rundfunk.core.keywords import KeywordConfig
 from rundfunk.core.ratelimit import Rate
 from rundfunk.db.session import Database
@@ -19,11 +21,12 @@ from rundfunk.db.tables import broadcasts, channels
 from rundfunk.db.types import utcnow
 from rundfunk.services import audit
 from rundfunk.services.actors import Actor, Role
-from rundfunk.services.errors import Invalid, NotFound
+from rundfunk.services.channel_config import WHATSAPP_SETTINGS, split_whatsapp
+from rundfunk.services.errors import Conflict, Invalid, NotFound
 from rundfunk.services.secrets import SecretBox
 
-KINDS = ("sandbox",)  # whatsapp and telegram register here when they land
-DEFAULT_THROUGHPUT = {"sandbox": 1000.0}
+KINDS = ("sandbox", "whatsapp")  # telegram registers here when it lands
+DEFAULT_THROUGHPUT = {"sandbox": 1000.0, "whatsapp": 80.0}
 # Kinds whose platform enforces a customer-service window: free text only this many
 # hours after the person's last message (WhatsApp: 24, error 131047 outside it). Other
 # kinds may opt in with settings["service_window_hours"], e.g. a sandbox rehearsing it.
@@ -34,7 +37,34 @@ _PUBLIC = (
     channels.c.name,
     channels.c.status,
     channels.c.status_reason,
+    channels.c.settings,
+    channels.c.credentials,
 )
+# Shown to everyone who may see the channel; secrets never, the verify token to admins.
+_SHOWN_SETTINGS = tuple(k for k in WHATSAPP_SETTINGS if k not in {"keywords", "burst"})
+
+
+def webhook_path(kind: str, channel_id: int) -> str | None:
+    """Where the platform posts this channel's webhooks (None: it has none)."""
+    return f"/webhooks/{kind}/{channel_id}" if kind != "sandbox" else None
+
+
+def _public(row: Any, actor: Actor, box: SecretBox | None) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "id": row.id,
+        "kind": row.kind,
+        "name": row.name,
+        "status": row.status,
+        "status_reason": row.status_reason,
+        "webhook_path": webhook_path(row.kind, row.id),
+        "config": {},
+        "verify_token": None,
+    }
+    if row.kind == "whatsapp":
+        item["config"] = {k: row.settings[k] for k in _SHOWN_SETTINGS if k in row.settings}
+        if box is not None and row.credentials and actor.role.rank >= Role.ADMIN.rank:
+            item["verify_token"] = box.open(row.credentials).get("verify_token")
+    return item
 
 
 def _check_settings(kind: str, settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,14 +101,26 @@ async def create_channel(
     name: str,
     settings: Mapping[str, Any] | None = None,
     credentials: Mapping[str, object] | None = None,
+    config: Mapping[str, Any] | None = None,
     box: SecretBox | None = None,
 ) -> dict[str, Any]:
+    """Connect a messenger account. ``config`` is the kind's documented configuration
+    (for WhatsApp: phone_number_id, waba_id, access_token, app_secret, …); its secrets
+    are sealed with ``box`` and never shown again."""
     actor.require(Role.ADMIN)
     if kind not in KINDS:
         raise Invalid(f"unknown channel kind {kind!r}; available: {', '.join(KINDS)}")
     if not name.strip():
         raise Invalid("name must not be empty")
+    if kind == "whatsapp":
+        if credentials:
+            raise Invalid("a WhatsApp channel takes its access token and app secret in config")
+        settings, credentials = split_whatsapp({**(settings or {}), **(config or {})})
+    elif config:
+        settings = {**(settings or {}), **config}
     checked = _check_settings(kind, settings or {})
+    if credentials and box is None:
+        raise Invalid("credentials need the secret box to be stored encrypted")
     sealed = box.seal(credentials) if credentials and box else None
     async with db.write() as conn:
         result = await conn.execute(
@@ -97,20 +139,77 @@ async def create_channel(
         await audit.record(
             conn, actor, "channel.create", target_type="channel", target_id=channel_id
         )
-    return await get_channel(db, actor=actor, channel_id=channel_id)
+    return await get_channel(db, actor=actor, channel_id=channel_id, box=box)
 
 
-async def list_channels(db: Database, *, actor: Actor) -> list[dict[str, Any]]:
+async def update_channel(
+    db: Database,
+    *,
+    actor: Actor,
+    channel_id: int,
+    box: SecretBox,
+    name: str | None = None,
+    config: Mapping[str, Any] | None = None,
+    status: str | None = None,
+) -> dict[str, Any]:
+    """Rename, reconfigure (e.g. a fresh access token) or re-activate a channel."""
+    actor.require(Role.ADMIN)
+    if status is not None and status not in {"active", "disabled"}:
+        raise Invalid("status must be active or disabled")
+    if name is not None and not name.strip():
+        raise Invalid("name must not be empty")
+    async with db.write() as conn:
+        row = (
+            await conn.execute(
+                select(channels).where(
+                    channels.c.id == channel_id, channels.c.workspace_id == actor.workspace_id
+                )
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"no channel {channel_id}")
+        values: dict[str, Any] = {}
+        if name is not None:
+            values["name"] = name.strip()
+        if config:
+            if row.kind == "whatsapp":
+                current = {**row.settings, **(box.open(row.credentials) if row.credentials else {})}
+                settings, credentials = split_whatsapp(config, existing=current)
+                values.update(settings=settings, credentials=box.seal(credentials))
+            else:
+                values["settings"] = _check_settings(row.kind, {**row.settings, **config})
+        if status == "active":
+            values.update(status="active", status_reason=None)
+        if values:
+            await conn.execute(update(channels).where(channels.c.id == channel_id).values(**values))
+            await audit.record(
+                conn,
+                actor,
+                "channel.update",
+                target_type="channel",
+                target_id=channel_id,
+                details={"fields": sorted({*values, *(config or {})} - {"credentials"})},
+            )
+        if status == "disabled":
+            await mark_disabled(conn, actor, channel_id, "disabled by an admin")
+    return await get_channel(db, actor=actor, channel_id=channel_id, box=box)
+
+
+async def list_channels(
+    db: Database, *, actor: Actor, box: SecretBox | None = None
+) -> list[dict[str, Any]]:
     async with db.read() as conn:
         rows = await conn.execute(
             select(*_PUBLIC)
             .where(channels.c.workspace_id == actor.workspace_id)
             .order_by(channels.c.id)
         )
-        return [dict(r._mapping) for r in rows]
+        return [_public(r, actor, box) for r in rows]
 
 
-async def get_channel(db: Database, *, actor: Actor, channel_id: int) -> dict[str, Any]:
+async def get_channel(
+    db: Database, *, actor: Actor, channel_id: int, box: SecretBox | None = None
+) -> dict[str, Any]:
     async with db.read() as conn:
         row = (
             await conn.execute(
@@ -121,7 +220,15 @@ async def get_channel(db: Database, *, actor: Actor, channel_id: int) -> dict[st
         ).first()
     if row is None:
         raise NotFound(f"no channel {channel_id}")
-    return dict(row._mapping)
+    return _public(row, actor, box)
+
+
+async def require_kind(db: Database, *, actor: Actor, channel_id: int, kind: str) -> dict[str, Any]:
+    """This workspace's channel, which must be of ``kind`` (Conflict otherwise)."""
+    channel = await get_channel(db, actor=actor, channel_id=channel_id)
+    if channel["kind"] != kind:
+        raise Conflict(f"channel {channel_id} is a {channel['kind']} channel, not {kind}")
+    return channel
 
 
 async def disable_channel(db: Database, *, actor: Actor, channel_id: int, reason: str) -> None:
@@ -175,12 +282,22 @@ async def mark_disabled(
 class ChannelRegistry:
     """Live ``Channel`` objects by id, built from their rows on first use."""
 
-    def __init__(self, db: Database, *, box: SecretBox, sandbox: SandboxPlatform) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        box: SecretBox,
+        sandbox: SandboxPlatform,
+        settle_seconds: float = 120.0,
+    ) -> None:
         self._db = db
         self._box = box
         self._sandbox = sandbox
+        self._settle_seconds = settle_seconds
         self._live: dict[int, Channel] = {}
+        self._closing: set[asyncio.Future[None]] = set()
         self._rates: dict[int, Rate] = {}
+        self._pair_rates: dict[int, Rate | None] = {}
         self._settings: dict[int, dict[str, Any]] = {}
         # Many first sends arrive at once; one of them loads, the others wait for it.
         self._loading = asyncio.Lock()
@@ -195,10 +312,22 @@ class ChannelRegistry:
             await self._load(channel_id)
         return self._rates[channel_id]
 
+    async def pair_rate(self, channel_id: int) -> Rate | None:
+        """The per-recipient rate (None: no pair guard on this channel)."""
+        if channel_id not in self._rates:
+            await self._load(channel_id)
+        return self._pair_rates.get(channel_id)
+
     async def settings(self, channel_id: int) -> dict[str, Any]:
         if channel_id not in self._settings:
             await self._load(channel_id)
         return self._settings[channel_id]
+
+    async def whatsapp(self, channel_id: int) -> WhatsAppChannel:
+        channel = await self.get(channel_id)
+        if not isinstance(channel, WhatsAppChannel):
+            raise Conflict(f"channel {channel_id} is not a WhatsApp channel")
+        return channel
 
     def register(
         self, channel: Channel, rate: Rate, settings: Mapping[str, Any] | None = None
@@ -213,7 +342,12 @@ class ChannelRegistry:
         self._settings[channel.channel_id] = dict(settings or {})
 
     def forget(self, channel_id: int) -> None:
-        self._live.pop(channel_id, None)
+        """Drop the live object: the next use builds it again from its (changed) row."""
+        channel = self._live.pop(channel_id, None)
+        if channel is not None:
+            closing = asyncio.ensure_future(channel.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         self._rates.pop(channel_id, None)
         self._settings.pop(channel_id, None)
 
@@ -232,14 +366,36 @@ class ChannelRegistry:
             self._live[channel_id] = SandboxChannel(
                 channel_id, self._sandbox, SandboxBehaviour.from_settings(settings)
             )
-        else:  # pragma: no cover - only reachable once another kind is registered
+        elif row.kind == "whatsapp":
+            secrets = self._box.open(row.credentials) if row.credentials else {}
+            self._live[channel_id] = WhatsAppChannel(
+                channel_id,
+                WhatsAppConfig(
+                    phone_number_id=str(settings["phone_number_id"]),
+                    waba_id=str(settings["waba_id"]),
+                    access_token=str(secrets.get("access_token", "")),
+                    app_secret=str(secrets.get("app_secret", "")),
+                    verify_token=str(secrets.get("verify_token", "")),
+                    api_base_url=str(settings["api_base_url"]),
+                    api_version=str(settings["api_version"]),
+                    display_phone_number=settings.get("display_phone_number"),
+                    settle_seconds=self._settle_seconds,
+                ),
+            )
+        else:  # pragma: no cover - a row of a kind this version does not know
             raise NotFound(f"channel kind {row.kind!r} is not available in this version")
         burst = max(1, int(settings.get("burst", 20)))
         throughput = float(settings.get("throughput", DEFAULT_THROUGHPUT.get(row.kind, 80.0)))
         self._rates[channel_id] = Rate(throughput, burst)
+        interval = float(settings.get("pair_interval_seconds") or 0)
+        self._pair_rates[channel_id] = (
+            Rate(1 / interval, max(1, int(settings.get("pair_burst", 1)))) if interval > 0 else None
+        )
         self._settings[channel_id] = settings
 
     async def close(self) -> None:
         for channel in self._live.values():
             await channel.close()
         self._live.clear()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)

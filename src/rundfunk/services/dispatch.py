@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, select, update
+from sqlalchemy import Table, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
 from rundfunk.channels.base import OutboundMessage
-from rundfunk.core import errors
+from rundfunk.core import errors, personalize
 from rundfunk.core.deliveries import DeliveryStatus
 from rundfunk.db.session import Database
 from rundfunk.db.tables import (
@@ -32,8 +32,11 @@ from rundfunk.db.tables import (
     workspaces,
 )
 from rundfunk.db.types import utcnow
+from rundfunk.services import content
 
 QUEUED, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
+DAY = timedelta(hours=24)
+DEFERRED_CODE = "messaging_limit"  # held back by the daily unique-recipient cap
 
 
 @dataclass(frozen=True)
@@ -53,17 +56,23 @@ class SendJob:
     topic_ids: tuple[int, ...] = ()  # a topic broadcast: the contact must still be in one
     # What a broadcast's text may name besides the contact (docs/api.md: workspace.name).
     workspace: dict[str, Any] = field(default_factory=dict)
+    content: dict[str, Any] | None = None  # template, media id, menu (services.content)
 
     @property
     def callback_data(self) -> str:
         return f"{self.table[0]}:{self.id}"
 
     def message(self, text: str | None) -> OutboundMessage:
-        return OutboundMessage(
+        """The message to send, with template parameters personalized for the contact."""
+        return content.outbound(
             address=str(self.contact["address"]),
+            callback_data=self.callback_data,
             text=text,
             media_url=self.media_url,
-            callback_data=self.callback_data,
+            content=self.content,
+            render=lambda source: personalize.render(
+                source, contact=self.contact, workspace=self.workspace
+            ),
         )
 
 
@@ -73,6 +82,9 @@ class SendOutcome:
     provider_message_id: str | None = None
     error: errors.ChannelError | None = None
     skipped: bool = False  # the contact opted out after the claim: nothing was sent
+    # Held back before sending (the pair-rate guard): try again this much later.
+    defer_seconds: float | None = None
+    defer_reason: str | None = None
 
 
 async def claim(db: Database, *, limit: int, lease_seconds: float) -> list[SendJob]:
@@ -148,6 +160,7 @@ async def _claim_deliveries(
                 broadcasts.c.workspace_id,
                 broadcasts.c.text,
                 broadcasts.c.media_url,
+                broadcasts.c.content,
                 broadcasts.c.topic_ids,
                 contacts.c.address,
                 contacts.c.name,
@@ -192,8 +205,10 @@ async def _claim_deliveries(
                 broadcast_id=row.broadcast_id,
                 topic_ids=tuple(row.topic_ids),
                 workspace={"name": row.workspace_name},
+                content=row.content,
             )
         )
+    jobs = await _hold_back_over_cap(conn, jobs, now)
     if skipped:
         await conn.execute(
             update(deliveries)
@@ -291,19 +306,101 @@ async def _claim_messages(
             text=row.text,
             media_url=row.media_url,
             contact={"id": row.contact_id, "address": row.address, "name": row.contact_name},
+            content=row.payload or None,
         )
         for row in rows
     ]
 
 
-async def requeue_expired(db: Database, *, everything: bool = False) -> int:
-    """Give rows whose lease ran out back to the queue (``everything``: at embedded start,
-    when no other process can own a lease on this SQLite file)."""
+async def _hold_back_over_cap(
+    conn: AsyncConnection, jobs: list[SendJob], now: datetime
+) -> list[SendJob]:
+    """Apply each channel's daily unique-recipient cap (WhatsApp's messaging limit tier).
+
+    A person already reached in the last 24 hours costs nothing more; a new one takes a
+    slot. Deliveries over the cap go back to the queue, marked deferred, until the
+    oldest send of the window ages out.
+    """
+    if not jobs:
+        return jobs
+    found = await conn.execute(
+        select(channels.c.id, channels.c.settings).where(
+            channels.c.id.in_({job.channel_id for job in jobs})
+        )
+    )
+    caps = {cid: settings.get("daily_recipient_cap") for cid, settings in found}
+    caps = {cid: int(cap) for cid, cap in caps.items() if cap}
+    if not caps:
+        return jobs
+    since = now - DAY
+    claimed = {job.id for job in jobs}
+    kept: list[SendJob] = []
+    held: dict[int, list[int]] = {}
+    for channel_id, cap in caps.items():
+        reached_rows = await conn.execute(
+            select(deliveries.c.id, deliveries.c.contact_id).where(
+                deliveries.c.channel_id == channel_id,
+                or_(deliveries.c.sent_at >= since, deliveries.c.status == SENDING),
+            )
+        )
+        reached = {contact for row_id, contact in reached_rows if row_id not in claimed}
+        for job in jobs:
+            if job.channel_id != channel_id:
+                continue
+            if job.contact_id in reached or len(reached) < cap:
+                reached.add(job.contact_id)
+                kept.append(job)
+            else:
+                held.setdefault(channel_id, []).append(job.id)
+    kept += [job for job in jobs if job.channel_id not in caps]
+    for channel_id, ids in held.items():
+        oldest = await conn.scalar(
+            select(func.min(deliveries.c.sent_at)).where(
+                deliveries.c.channel_id == channel_id, deliveries.c.sent_at >= since
+            )
+        )
+        free_at = (oldest + DAY) if oldest is not None else now + timedelta(minutes=10)
+        await conn.execute(
+            update(deliveries)
+            .where(deliveries.c.id.in_(ids))
+            .values(
+                status=QUEUED,
+                lease_until=None,
+                attempts=deliveries.c.attempts - 1,
+                next_attempt_at=max(free_at, now + timedelta(seconds=1)),
+                error_code=DEFERRED_CODE,
+                error_reason=(
+                    f"deferred: the channel's daily limit of {caps[channel_id]} unique "
+                    "recipients per 24 h is reached; waits for the rolling window"
+                ),
+            )
+        )
+    return kept
+
+
+async def requeue_expired(
+    db: Database, *, everything: bool = False, settle_seconds: float = 120.0
+) -> int:
+    """Give rows whose lease ran out back to the queue.
+
+    Sandbox rows go back as soon as their lease ends (``everything``: at embedded
+    start, when no other process can own a lease on this SQLite file) — their receipt
+    and outcome commit together, so an unrecorded row was never sent. A real
+    platform's row may have been accepted just before its worker died or the
+    connection broke: it waits ``settle_seconds`` more for the status callback that
+    names it (``biz_opaque_callback_data``), which moves it on; only a row no callback
+    claimed is sent again.
+    """
     now = utcnow()
+    settled_after = now - timedelta(seconds=settle_seconds)
 
     def expired(table: Table) -> ColumnElement[bool]:
-        condition = table.c.status == SENDING
-        return condition if everything else and_(condition, table.c.lease_until < now)
+        on_sandbox = table.c.channel_id.in_(
+            select(channels.c.id).where(channels.c.kind == "sandbox").scalar_subquery()
+        )
+        sandbox = on_sandbox if everything else and_(on_sandbox, table.c.lease_until < now)
+        platform = and_(~on_sandbox, table.c.lease_until < settled_after)
+        return and_(table.c.status == SENDING, or_(sandbox, platform))
 
     async with db.read() as conn:  # most passes find none: no write lock for nothing
         found = [

@@ -33,3 +33,9 @@ class Forbidden(ServiceError):
     """The caller's role may not do this."""
 
     code = "forbidden"
+
+
+class Upstream(ServiceError):
+    """The messenger platform refused or failed a request made on the caller's behalf."""
+
+    code = "platform_error"

@@ -21,8 +21,12 @@ from rundfunk.core.keywords import Decision, InboundAction, KeywordConfig, class
 from rundfunk.db.session import Database
 from rundfunk.db.tables import channels, contacts, conversations, messages, topics, workspaces
 from rundfunk.services import subscriptions
+from rundfunk.services.content import menu_content
 from rundfunk.services.outbox import queue_message
 from rundfunk.services.workspaces import DEFAULT_SETTINGS
+
+INTERACTIVE_KINDS = frozenset({"whatsapp"})
+MAX_MENU = 10  # WhatsApp lists hold at most 10 rows
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,7 @@ class _Context:
     event: InboundMessage
     decision: Decision
     settings: dict[str, Any]
+    channel_kind: str = "sandbox"
     conversation_id: int | None = None
 
     def text(self, name: str, **extra: str) -> str:
@@ -61,7 +66,7 @@ class _Context:
         except (KeyError, IndexError, ValueError):  # an admin's typo must not block opt-out
             return template
 
-    async def reply(self, text: str) -> None:
+    async def reply(self, text: str, payload: dict[str, Any] | None = None) -> None:
         await queue_message(
             self.conn,
             workspace_id=self.workspace_id,
@@ -70,6 +75,7 @@ class _Context:
             conversation_id=self.conversation_id,
             text=text,
             kind="system",
+            payload=payload,
         )
 
 
@@ -113,6 +119,7 @@ async def _receive(conn: AsyncConnection, channel_id: int, event: InboundMessage
         await conn.execute(
             select(
                 channels.c.workspace_id,
+                channels.c.kind,
                 channels.c.settings,
                 workspaces.c.name,
                 workspaces.c.settings.label("ws"),
@@ -130,7 +137,7 @@ async def _receive(conn: AsyncConnection, channel_id: int, event: InboundMessage
         select(conversations.c.id).where(conversations.c.contact_id == contact.id)
     )
     decision = classify(
-        event.text if event.kind == "text" else None,
+        _command(event),
         KeywordConfig.from_settings(channel.settings.get("keywords")),
         blocked=contact.blocked,
     )
@@ -163,10 +170,22 @@ async def _receive(conn: AsyncConnection, channel_id: int, event: InboundMessage
         event=event,
         decision=decision,
         settings={**DEFAULT_SETTINGS, **channel.ws, "name": channel.name},
+        channel_kind=channel.kind,
         conversation_id=conversation_id,
     )
     await _HANDLERS[decision.action](ctx)
     return Outcome(decision.action, contact.id, ctx.message_id, ctx.conversation_id)
+
+
+def _command(event: InboundMessage) -> str | None:
+    """What the rules table reads: typed text, or the id of a tapped button or list row
+    (Rundfunk's menus use the command itself as the id, e.g. ``START news``)."""
+    if event.kind == "text":
+        return event.text
+    if event.kind in {"interactive", "button"}:
+        reply_id = event.payload.get("reply_id")
+        return reply_id if isinstance(reply_id, str) else None
+    return None
 
 
 async def _upsert_contact(
@@ -239,7 +258,24 @@ async def _on_opt_in(ctx: _Context) -> None:
         keyword=ctx.event.text,
         text_shown=text,
     )
-    await ctx.reply(text)
+    await ctx.reply(text, await _topic_menu(ctx) if topic is None else None)
+
+
+async def _topic_menu(ctx: _Context) -> dict[str, Any] | None:
+    """On channels with interactive messages (WhatsApp), the welcome offers the topics
+    as a list to tap; a tap arrives as ``START <key>``."""
+    if ctx.channel_kind not in INTERACTIVE_KINDS:
+        return None
+    rows = await ctx.conn.execute(
+        select(topics.c.key, topics.c.name)
+        .where(topics.c.workspace_id == ctx.workspace_id)
+        .order_by(topics.c.name)
+        .limit(MAX_MENU)
+    )
+    choices = [(f"START {key}", name) for key, name in rows]
+    if not choices:
+        return None
+    return menu_content(choices, button="Topics", section="Choose a topic")
 
 
 async def _on_opt_out(ctx: _Context) -> None:

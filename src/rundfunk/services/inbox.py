@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,9 +14,10 @@ from rundfunk.core.window import window_closes_at, window_open
 from rundfunk.db.session import Database
 from rundfunk.db.tables import channels, contacts, conversations, members, messages
 from rundfunk.db.types import utcnow
-from rundfunk.services import audit
+from rundfunk.services import audit, templates
 from rundfunk.services.actors import Actor
 from rundfunk.services.channels import service_window
+from rundfunk.services.content import channel_kind, compose
 from rundfunk.services.errors import Conflict, Invalid, NotFound
 from rundfunk.services.media import check_media_url
 from rundfunk.services.outbox import queue_message
@@ -113,13 +115,16 @@ class _ReplyState:
     def window_closes_at(self) -> datetime | None:
         return None if self.window is None else window_closes_at(self.last_inbound_at, self.window)
 
-    def check(self, now: datetime) -> None:
-        """Raise unless a free-text reply may be queued at ``now``."""
+    def check(
+        self, now: datetime, *, template: bool = False, known: list[str] | None = None
+    ) -> None:
+        """Raise unless this reply may be queued at ``now``: free text only inside the
+        window; outside it an approved template (``known`` names them)."""
         if self.channel_disabled is not None:
             raise Conflict(f"channel {self.channel_id} is disabled: {self.channel_disabled}")
         if self.blocked:
             raise Conflict("this contact is blocked; unblock them before replying")
-        if not self.window_open(now):
+        if not template and not self.window_open(now):
             assert self.window is not None
             hours = f"{self.window.total_seconds() / 3600:g}"
             since = (
@@ -127,8 +132,10 @@ class _ReplyState:
                 if self.last_inbound_at is not None
                 else "the contact has never written"
             )
+            names = ", ".join(known or []) or "none synced yet"
             raise Invalid(
-                f"the {hours}-hour window is closed: {since}; only an approved template may be sent"
+                f"the {hours}-hour window is closed: {since}; only an approved template may be "
+                f"sent (give template {{name, language, body_parameters}}); approved: {names}"
             )
 
 
@@ -202,27 +209,57 @@ async def _message(conn: AsyncConnection, message_id: int) -> dict[str, Any]:
 
 
 async def reply(
-    db: Database, *, actor: Actor, conversation_id: int, text: str, media_url: str | None = None
+    db: Database,
+    *,
+    actor: Actor,
+    conversation_id: int,
+    text: str | None,
+    media_url: str | None = None,
+    template: Mapping[str, Any] | None = None,
+    media_id: str | None = None,
+    media_kind: str | None = None,
+    filename: str | None = None,
+    preview_url: bool = False,
 ) -> dict[str, Any]:
     """Queue an agent's answer; the dispatcher sends it to this one contact only.
 
     Refused up front rather than failed at send time: on a disabled channel, to a
-    blocked contact, and outside the channel's customer-service window.
+    blocked contact, and outside the channel's customer-service window unless it is
+    an approved template (the refusal names the templates that may be used).
     """
-    _check_text(text)
+    if text is not None:
+        _check_text(text)
     check_media_url(media_url)
     async with db.write() as conn:
         conversation = await _get(conn, actor, conversation_id)
-        (await _reply_state(conn, conversation)).check(utcnow())
+        channel_id = conversation["channel_id"]
+        state = await _reply_state(conn, conversation)
+        now = utcnow()
+        known = None if state.window_open(now) else await templates.sendable_names(conn, channel_id)
+        state.check(now, template=template is not None, known=known)
+        stored_text, content = await compose(
+            conn,
+            kind=await channel_kind(conn, channel_id, actor.workspace_id),
+            channel_id=channel_id,
+            text=text,
+            media_url=media_url,
+            template=template,
+            media_id=media_id,
+            media_kind=media_kind,
+            filename=filename,
+            preview_url=preview_url,
+        )
         message_id = await queue_message(
             conn,
             workspace_id=actor.workspace_id,
-            channel_id=conversation["channel_id"],
+            channel_id=channel_id,
             contact_id=conversation["contact_id"],
             conversation_id=conversation_id,
-            text=text,
+            text=stored_text,
             media_url=media_url,
             author_id=actor.member_id,
+            kind="template" if template is not None else "text",
+            payload=content,
         )
         await conn.execute(
             update(conversations)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rundfunk.core.deliveries import DeliveryStatus
@@ -20,6 +22,7 @@ async def queue_message(
     media_url: str | None = None,
     kind: str = "text",
     author_id: int | None = None,
+    payload: dict[str, Any] | None = None,
 ) -> int:
     """Store an outbound message as queued; the dispatcher sends it."""
     now = utcnow()
@@ -33,6 +36,7 @@ async def queue_message(
             kind=kind,
             text=text,
             media_url=media_url,
+            payload=payload,
             status=DeliveryStatus.QUEUED.value,
             author_id=author_id,
             attempts=0,

@@ -24,7 +24,7 @@ from rundfunk.db.types import utcnow
 from rundfunk.services import subscriptions as subs
 from rundfunk.services.actors import system_actor
 from rundfunk.services.channels import mark_disabled
-from rundfunk.services.dispatch import QUEUED, SENDING, SendJob, SendOutcome
+from rundfunk.services.dispatch import QUEUED, SENDING, SendOutcome
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,89 @@ class RetryPolicy:
 class RecordResult:
     paused_broadcasts: list[int] = field(default_factory=list)
     disabled_channels: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Target:
+    """The row an outcome is about: what deciding and carrying out its effect needs."""
+
+    table: str  # "deliveries" | "messages"
+    id: int
+    workspace_id: int
+    channel_id: int
+    contact_id: int
+    attempts: int
+    broadcast_id: int | None
+
+
+def plan_error(
+    error: errors.ChannelError,
+    target: Target,
+    *,
+    policy: RetryPolicy,
+    now: datetime,
+    jitter: float,
+) -> dict[str, Any]:
+    """What a failed send does to its row (status, next attempt, reason), by error class.
+
+    The same decision serves an error answered to the send request and a ``failed``
+    status reported later by webhook.
+    """
+    plan: dict[str, Any] = {"_code": error.code, "_reason": error.reason, "_next": now}
+    if isinstance(error, errors.OutcomeUnknownError):
+        # Maybe accepted: stay "sending" with an expired lease. The status callback settles
+        # it, or requeue_expired sends it again after the settle time (see dispatch).
+        plan.update(_status=SENDING, _lease=now)
+    elif isinstance(error, errors.RetryableError):
+        if target.attempts >= policy.max_attempts:
+            plan.update(
+                _status=DeliveryStatus.FAILED.value,
+                _reason=f"gave up after {target.attempts} attempts: {error.reason}",
+            )
+        else:
+            delay = retry_delay(
+                max(1, target.attempts),
+                base=policy.base_seconds,
+                cap=policy.cap_seconds,
+                jitter=jitter,
+            )
+            delay = max(delay, error.retry_after or 0.0)
+            plan.update(_status=QUEUED, _next=now + timedelta(seconds=delay))
+    elif isinstance(error, errors.PermanentError):
+        plan["_status"] = DeliveryStatus.FAILED.value
+    elif isinstance(error, errors.PauseBroadcastError) and target.broadcast_id is None:
+        # A conversation message has no broadcast to pause: it fails with the reason.
+        plan["_status"] = DeliveryStatus.FAILED.value
+    else:
+        # Pause / disable: the send did not happen; it waits in the queue, and the
+        # attempt it was charged is given back.
+        plan.update(_status=QUEUED, _attempts=target.attempts - 1)
+    return plan
+
+
+async def carry_out(
+    conn: AsyncConnection, error: errors.ChannelError, target: Target, result: RecordResult
+) -> None:
+    """The error's effect beyond its own row: unsubscribe, pause, disable the channel."""
+    if isinstance(error, errors.RecipientGoneError | errors.OptedOutError):
+        await subs.opt_out(
+            conn,
+            workspace_id=target.workspace_id,
+            contact_id=target.contact_id,
+            topic_id=None,
+            source="send_error",
+            actor="platform",
+            keyword=error.reason,
+        )
+    elif isinstance(error, errors.ChannelDisabledError):
+        disabled, paused = await mark_disabled(
+            conn, system_actor(target.workspace_id), target.channel_id, error.reason
+        )
+        result.paused_broadcasts.extend(paused)
+        if disabled:
+            result.disabled_channels.append(target.channel_id)
+    elif isinstance(error, errors.PauseBroadcastError) and target.broadcast_id is not None:
+        await _pause(conn, target.broadcast_id, error.reason, result)
 
 
 async def record(
@@ -65,61 +148,35 @@ async def record(
                 "_reason": None,
                 "_next": now,
                 "_attempts": job.attempts,
+                "_lease": None,
             }
             if outcome.skipped:
                 plan.update(
                     _status=DeliveryStatus.SKIPPED.value, _reason="unsubscribed before send"
                 )
-            elif error is None:
-                plan["_status"] = DeliveryStatus.SENT.value
-            elif isinstance(error, errors.RetryableError):
-                if job.attempts >= policy.max_attempts:
-                    plan.update(
-                        _status=DeliveryStatus.FAILED.value,
-                        _code=error.code,
-                        _reason=f"gave up after {job.attempts} attempts: {error.reason}",
-                    )
-                else:
-                    delay = retry_delay(
-                        job.attempts,
-                        base=policy.base_seconds,
-                        cap=policy.cap_seconds,
-                        jitter=rng.random(),
-                    )
-                    delay = max(delay, error.retry_after or 0.0)
-                    plan.update(
-                        _status=QUEUED,
-                        _code=error.code,
-                        _reason=error.reason,
-                        _next=now + timedelta(seconds=delay),
-                    )
-            elif isinstance(error, errors.PermanentError):
-                plan.update(
-                    _status=DeliveryStatus.FAILED.value, _code=error.code, _reason=error.reason
-                )
-                if isinstance(error, errors.RecipientGoneError | errors.OptedOutError):
-                    await subs.opt_out(
-                        conn,
-                        workspace_id=job.workspace_id,
-                        contact_id=job.contact_id,
-                        topic_id=None,
-                        source="send_error",
-                        actor="platform",
-                        keyword=error.reason,
-                    )
-            else:
-                # Pause / disable: the send did not happen; it waits in the queue, and the
-                # attempt it was charged is given back.
+            elif outcome.defer_seconds is not None:
+                # Held back before sending (pair rate): not an attempt, not an error.
                 plan.update(
                     _status=QUEUED,
-                    _code=error.code,
-                    _reason=error.reason,
                     _attempts=job.attempts - 1,
+                    _next=now + timedelta(seconds=outcome.defer_seconds),
+                    _code="pair_rate",
+                    _reason=outcome.defer_reason,
                 )
-                if isinstance(error, errors.ChannelDisabledError):
-                    await _disable_channel(conn, job, error, result)
-                elif job.broadcast_id is not None:
-                    await _pause(conn, job.broadcast_id, error.reason, result)
+            elif error is None:
+                plan["_status"] = DeliveryStatus.SENT.value
+            else:
+                target = Target(
+                    job.table,
+                    job.id,
+                    job.workspace_id,
+                    job.channel_id,
+                    job.contact_id,
+                    job.attempts,
+                    job.broadcast_id,
+                )
+                plan.update(plan_error(error, target, policy=policy, now=now, jitter=rng.random()))
+                await carry_out(conn, error, target, result)
             if plan["_status"] == DeliveryStatus.FAILED.value and job.broadcast_id is not None:
                 failed_broadcasts.add(job.broadcast_id)
             plans[job.table].append(plan)
@@ -134,16 +191,22 @@ async def record(
 async def _write_plans(
     conn: AsyncConnection, table: Table, plans: list[dict[str, Any]], now: datetime
 ) -> None:
+    for plan in plans:
+        plan["_sent"] = now if plan["_status"] == DeliveryStatus.SENT.value else None
     values: dict[str, Any] = {
         "status": bindparam("_status"),
-        "provider_message_id": bindparam("_pid"),
+        "provider_message_id": func.coalesce(bindparam("_pid"), table.c.provider_message_id),
         "error_reason": bindparam("_reason"),
         "next_attempt_at": bindparam("_next"),
         "attempts": bindparam("_attempts"),
-        "lease_until": None,
+        "lease_until": bindparam("_lease"),
     }
     if table is deliveries:
-        values.update(error_code=bindparam("_code"), updated_at=now)
+        values.update(
+            error_code=bindparam("_code"),
+            updated_at=now,
+            sent_at=func.coalesce(deliveries.c.sent_at, bindparam("_sent")),
+        )
     # Only rows still in flight: a row the sandbox (or a fast status webhook) already
     # moved past "sending" keeps its newer state.
     stmt = (
@@ -190,14 +253,3 @@ async def _pause_if_failing(
     ):
         share = round(100 * failed / attempted)
         await _pause(conn, broadcast_id, f"paused: {share}% of {attempted} sends failed", result)
-
-
-async def _disable_channel(
-    conn: AsyncConnection, job: SendJob, error: errors.ChannelError, result: RecordResult
-) -> None:
-    disabled, paused = await mark_disabled(
-        conn, system_actor(job.workspace_id), job.channel_id, error.reason
-    )
-    result.paused_broadcasts.extend(paused)
-    if disabled:
-        result.disabled_channels.append(job.channel_id)

@@ -7,16 +7,21 @@ table, inside the caller's transaction.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Select, Table, bindparam, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import ColumnElement
 
 from rundfunk.channels.base import StatusUpdate
 from rundfunk.core.deliveries import DeliveryStatus, advance
-from rundfunk.db.tables import deliveries, messages
+from rundfunk.db.tables import broadcasts, deliveries, messages
 from rundfunk.db.types import utcnow
+from rundfunk.services.outcomes import RecordResult, RetryPolicy, Target, carry_out, plan_error
 
 
 def parse_callback(data: str | None) -> tuple[str, int] | None:
@@ -30,9 +35,20 @@ def parse_callback(data: str | None) -> tuple[str, int] | None:
 
 
 async def apply_statuses(
-    conn: AsyncConnection, *, channel_id: int, updates: Sequence[StatusUpdate]
+    conn: AsyncConnection,
+    *,
+    channel_id: int,
+    updates: Sequence[StatusUpdate],
+    policy: RetryPolicy | None = None,
+    result: RecordResult | None = None,
 ) -> int:
-    """Apply a batch of status updates; returns how many rows changed."""
+    """Apply a batch of status updates; returns how many rows changed.
+
+    A ``failed`` status carrying a classified error is handled like the same error at
+    send time: a retryable one (131049's marketing cap, a rate limit) puts the row back
+    in the queue for later, an opt-out unsubscribes, a paused template pauses the
+    broadcast. ``result`` collects paused broadcasts and disabled channels.
+    """
     by_table: dict[str, dict[int, list[StatusUpdate]]] = {"deliveries": {}, "messages": {}}
     by_provider: dict[str, list[StatusUpdate]] = {}
     for item in updates:
@@ -42,9 +58,44 @@ async def apply_statuses(
         else:
             by_table[target[0]].setdefault(target[1], []).append(item)
     changed = 0
+    context = _Context(policy or RetryPolicy(), result or RecordResult(), utcnow())
     for name, table in (("deliveries", deliveries), ("messages", messages)):
-        changed += await _apply(conn, table, channel_id, by_table[name], by_provider)
+        changed += await _apply(conn, table, channel_id, by_table[name], by_provider, context)
     return changed
+
+
+@dataclass
+class _Context:
+    policy: RetryPolicy
+    result: RecordResult
+    now: datetime
+    rng: random.Random = field(default_factory=random.Random)
+
+
+def _rows(table: Table, channel_id: int, conditions: list[ColumnElement[bool]]) -> Select[Any]:
+    if table is deliveries:
+        return (
+            select(
+                deliveries.c.id,
+                deliveries.c.status,
+                deliveries.c.provider_message_id,
+                deliveries.c.attempts,
+                deliveries.c.contact_id,
+                deliveries.c.broadcast_id,
+                broadcasts.c.workspace_id,
+            )
+            .join(broadcasts, broadcasts.c.id == deliveries.c.broadcast_id)
+            .where(deliveries.c.channel_id == channel_id, or_(*conditions))
+        )
+    return select(
+        messages.c.id,
+        messages.c.status,
+        messages.c.provider_message_id,
+        messages.c.attempts,
+        messages.c.contact_id,
+        literal(None).label("broadcast_id"),
+        messages.c.workspace_id,
+    ).where(messages.c.channel_id == channel_id, or_(*conditions))
 
 
 async def _apply(
@@ -53,46 +104,102 @@ async def _apply(
     channel_id: int,
     by_id: dict[int, list[StatusUpdate]],
     by_provider: dict[str, list[StatusUpdate]],
+    context: _Context,
 ) -> int:
     if not by_id and not by_provider:
         return 0
     # Scoped to the channel: a webhook of one channel can never touch another's rows.
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if by_id:
         conditions.append(table.c.id.in_(list(by_id)))
     if by_provider:
         conditions.append(table.c.provider_message_id.in_(list(by_provider)))
-    rows = await conn.execute(
-        select(table.c.id, table.c.status, table.c.provider_message_id).where(
-            table.c.channel_id == channel_id, or_(*conditions)
-        )
-    )
+    rows = (await conn.execute(_rows(table, channel_id, conditions))).all()
     params: list[dict[str, Any]] = []
     for row in rows:
         incoming = by_id.get(row.id, []) + by_provider.pop(row.provider_message_id, [])
-        status = DeliveryStatus(row.status)
-        error: StatusUpdate | None = None
-        for item in sorted(incoming, key=lambda u: u.timestamp):
-            moved = advance(status, item.status)
-            if moved is not None:
-                status = moved
-                error = item if moved is DeliveryStatus.FAILED else None
-        if status.value != row.status:
-            params.append(
-                {
-                    "_id": row.id,
-                    "_status": status.value,
-                    "_reason": error.error_reason if error else None,
-                }
-            )
+        plan = await _settle(conn, table, channel_id, row, incoming, context)
+        if plan is not None:
+            params.append(plan)
     if params:
         values: dict[str, Any] = {
             "status": bindparam("_status"),
             "error_reason": bindparam("_reason"),
+            "provider_message_id": func.coalesce(table.c.provider_message_id, bindparam("_pid")),
+            "next_attempt_at": bindparam("_next"),
+            "lease_until": None,
         }
         if table is deliveries:
-            values["updated_at"] = utcnow()
+            values.update(
+                updated_at=context.now,
+                error_code=bindparam("_code"),
+                sent_at=func.coalesce(deliveries.c.sent_at, bindparam("_sent")),
+            )
         await conn.execute(
             update(table).where(table.c.id == bindparam("_id")).values(**values), params
         )
     return len(params)
+
+
+async def _settle(
+    conn: AsyncConnection,
+    table: Table,
+    channel_id: int,
+    row: Any,
+    incoming: list[StatusUpdate],
+    context: _Context,
+) -> dict[str, Any] | None:
+    """Walk one row's incoming statuses in time order; the row's new values, if any."""
+    if row.status not in _OUTBOUND:
+        return None  # an inbound message's id: platforms report no status on those
+    status = DeliveryStatus(row.status)
+    pid = row.provider_message_id
+    plan: dict[str, Any] = {"_code": None, "_reason": None, "_next": context.now}
+    for item in sorted(incoming, key=lambda u: u.timestamp):
+        if pid is not None and item.provider_message_id != pid:
+            continue  # a report on an earlier attempt of a row that was sent again since
+        moved = advance(status, item.status)
+        if moved is None:
+            continue
+        pid = item.provider_message_id
+        if moved is DeliveryStatus.FAILED and item.error is not None:
+            target = Target(
+                table.name,
+                row.id,
+                row.workspace_id,
+                channel_id,
+                row.contact_id,
+                row.attempts,
+                row.broadcast_id,
+            )
+            decided = plan_error(
+                item.error,
+                target,
+                policy=context.policy,
+                now=context.now,
+                jitter=context.rng.random(),
+            )
+            await carry_out(conn, item.error, target, context.result)
+            status = DeliveryStatus(decided["_status"])
+            if status is DeliveryStatus.SENDING:  # "unknown" cannot come from a report
+                status = DeliveryStatus.FAILED
+            plan.update(_code=decided["_code"], _reason=decided["_reason"], _next=decided["_next"])
+        else:
+            status = moved
+            if moved is DeliveryStatus.FAILED:
+                plan.update(_code=item.error_code, _reason=item.error_reason)
+            else:
+                plan.update(_code=None, _reason=None)
+    if status.value == row.status:
+        return None
+    return {
+        **plan,
+        "_id": row.id,
+        "_status": status.value,
+        "_pid": pid,
+        "_sent": context.now if status in _ACCEPTED else None,
+    }
+
+
+_OUTBOUND = frozenset(s.value for s in DeliveryStatus)
+_ACCEPTED = frozenset({DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ})

@@ -7,6 +7,7 @@ uses the one it was given, which the caller then also closes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from rundfunk import __version__
 from rundfunk.config import Settings
-from rundfunk.web import sandbox
+from rundfunk.web import sandbox, webhooks
 from rundfunk.web.api import (
     audit,
     broadcasts,
@@ -22,6 +23,7 @@ from rundfunk.web.api import (
     contacts,
     conversations,
     topics,
+    whatsapp,
     workspace,
 )
 from rundfunk.web.deps import current_actor
@@ -32,6 +34,9 @@ from rundfunk.worker.runtime import Runtime
 
 # Generous for any JSON we accept (4096-character texts), small enough to shrug off junk.
 MAX_BODY_BYTES = 1024 * 1024
+# Media uploads: WhatsApp's largest file (a 100 MB document) plus the form around it.
+UPLOAD_PATH = re.compile(r"/api/v1/channels/\d+/media")
+MAX_UPLOAD_BYTES = 101 * 1024 * 1024
 
 _DESCRIPTION = """
 Broadcasts to opted-in messenger subscribers and private 1:1 conversations in a team
@@ -45,7 +50,8 @@ def api_router() -> APIRouter:
     router = APIRouter(
         prefix="/api/v1", dependencies=[Depends(current_actor)], responses=ERROR_RESPONSES
     )
-    for module in (channels, topics, contacts, broadcasts, conversations, workspace, audit):
+    modules = (channels, whatsapp, topics, contacts, broadcasts, conversations, workspace, audit)
+    for module in modules:
         router.include_router(module.router)
     return router
 
@@ -78,7 +84,11 @@ def create_app(
         # Usable at once, also by clients (httpx's ASGITransport) that skip the lifespan.
         app.state.runtime = runtime
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=MAX_BODY_BYTES,
+        larger={UPLOAD_PATH: MAX_UPLOAD_BYTES},
+    )
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -86,6 +96,7 @@ def create_app(
 
     app.include_router(home_router(sandbox_enabled=settings.sandbox_enabled))
     app.include_router(api_router())
+    app.include_router(webhooks.router)
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
     return app

@@ -20,7 +20,14 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rundfunk.services.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from rundfunk.services.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    ServiceError,
+    Upstream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +36,7 @@ _SERVICE_STATUS: dict[type[ServiceError], int] = {
     Invalid: 422,
     Conflict: 409,
     Forbidden: 403,
+    Upstream: 502,
 }
 _HTTP_CODES = {
     400: "bad_request",

@@ -19,7 +19,7 @@ from rundfunk.services.channels import ChannelRegistry
 from rundfunk.services.dispatch import SendJob, SendOutcome
 from rundfunk.services.outcomes import RetryPolicy, record
 from rundfunk.worker.consent import ConsentGate
-from rundfunk.worker.limiter import InProcessLimiter
+from rundfunk.worker.limiter import InProcessLimiter, PairGuard
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ class Dispatcher:
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
         self.limiter = limiter or InProcessLimiter()
+        self.pairs = PairGuard()
         self.consent = ConsentGate(db)
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
@@ -98,9 +99,11 @@ class Dispatcher:
     async def _send(self, job: SendJob) -> SendOutcome:
         try:
             text = job.text
-            if job.table == "deliveries" and text is not None:
+            template = bool(job.content and job.content.get("template"))
+            if job.table == "deliveries" and text is not None and not template:
                 text = personalize.render(text, contact=job.contact, workspace=job.workspace)
-        except personalize.PersonalizationError as exc:
+            message = job.message(None if template else text)
+        except (personalize.PersonalizationError, ValueError) as exc:
             return SendOutcome(
                 job, error=errors.PermanentError(f"personalization: {exc}", code="render")
             )
@@ -108,10 +111,20 @@ class Dispatcher:
             try:
                 channel: Channel = await self.registry.get(job.channel_id)
                 rate = await self.registry.rate(job.channel_id)
+                wait = self.pairs.check(
+                    job.channel_id, message.address, await self.registry.pair_rate(job.channel_id)
+                )
+                if wait > 0:
+                    return SendOutcome(
+                        job,
+                        defer_seconds=wait,
+                        defer_reason=f"pair rate: this person got a message moments ago; "
+                        f"next in {wait:.1f}s",
+                    )
                 await self.limiter.acquire(job.channel_id, rate)
                 if not await self.consent.allows(job):
                     return SendOutcome(job, skipped=True)
-                result = await channel.send(job.message(text))
+                result = await channel.send(message)
             except errors.ChannelError as exc:
                 if (
                     isinstance(exc, errors.RateLimitedError)

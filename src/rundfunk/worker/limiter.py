@@ -40,3 +40,33 @@ class InProcessLimiter:
         """The platform said we are too fast: halve the rate for a while."""
         current = self._slowed.get(key, (rate, 0.0))[0]
         self._slowed[key] = (slow_down(current), time.monotonic() + seconds)
+
+
+class PairGuard:
+    """At most a few messages per recipient in a short time (WhatsApp's pair rate).
+
+    One GCRA per (channel, recipient). Unlike the sender limiter it never makes a send
+    wait: ``check`` either reserves a slot now (returns 0) or says how long until one
+    frees up, reserving nothing, and the dispatcher puts the message back for then.
+    """
+
+    PRUNE_EVERY = 10_000
+
+    def __init__(self) -> None:
+        self._tat: dict[tuple[int, str], float] = {}
+        self._checks = 0
+
+    def check(self, channel_id: int, address: str, rate: Rate | None) -> float:
+        if rate is None:
+            return 0.0
+        now = time.monotonic()
+        key = (channel_id, address)
+        tat, wait = reserve(self._tat.get(key, now), now, rate)
+        if wait > 0:
+            return wait
+        self._tat[key] = tat
+        self._checks += 1
+        if self._checks % self.PRUNE_EVERY == 0:
+            # Recipients whose slots have all refilled carry no state worth keeping.
+            self._tat = {k: v for k, v in self._tat.items() if v > now}
+        return 0.0

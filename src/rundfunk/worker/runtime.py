@@ -22,7 +22,12 @@ class Runtime:
         self.settings = settings
         self.db = db
         self.box = SecretBox(settings.resolved_secret_key)
-        self.registry = ChannelRegistry(db, box=self.box, sandbox=DatabaseSandbox(db))
+        self.registry = ChannelRegistry(
+            db,
+            box=self.box,
+            sandbox=DatabaseSandbox(db),
+            settle_seconds=settings.settle_seconds,
+        )
         self.dispatcher = Dispatcher(
             db,
             self.registry,
@@ -54,12 +59,20 @@ class Runtime:
         if self.db.is_sqlite:
             # One dispatcher per SQLite file: whatever is still "sending" belonged to a
             # process that died. Its rows go back to the queue at once (see dispatch).
-            await dispatch.requeue_expired(self.db, everything=True)
+            await dispatch.requeue_expired(
+                self.db, everything=True, settle_seconds=self.settings.settle_seconds
+            )
         self._tasks = [
             asyncio.create_task(self.dispatcher.run(self._stop)),
             asyncio.create_task(
                 run_scheduler(
-                    self.db, self._stop, poll_seconds=self.settings.poll_seconds, wake=self.wake
+                    self.db,
+                    self._stop,
+                    poll_seconds=self.settings.poll_seconds,
+                    wake=self.wake,
+                    registry=self.registry,
+                    settle_seconds=self.settings.settle_seconds,
+                    template_sync_seconds=self.settings.template_sync_seconds,
                 )
             ),
         ]

@@ -1,0 +1,1 @@
+"""The WhatsApp Business Platform (Cloud API) channel: ``channel.WhatsAppChannel``."""

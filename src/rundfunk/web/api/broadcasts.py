@@ -13,7 +13,15 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
 from rundfunk.services import broadcasts as service
-from rundfunk.web.api.fields import REQUEST, AwareDateTime, Id, MediaUrl, MessageText, PathId
+from rundfunk.web.api.fields import (
+    REQUEST,
+    AwareDateTime,
+    Id,
+    MediaUrl,
+    MessageText,
+    PathId,
+    RichContent,
+)
 from rundfunk.web.deps import ActorDep, EditorDep, RuntimeDep
 
 router = APIRouter(prefix="/broadcasts", tags=["broadcasts"])
@@ -21,12 +29,14 @@ router = APIRouter(prefix="/broadcasts", tags=["broadcasts"])
 TopicKey = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-class BroadcastCreate(BaseModel):
+class BroadcastCreate(RichContent):
     model_config = REQUEST
 
     channel_id: Id
-    text: MessageText = Field(
-        description="The message; {name}-style fields are personalised per contact."
+    text: MessageText | None = Field(
+        default=None,
+        description="The message; {{ contact.name }}-style fields are personalised per "
+        "contact. On WhatsApp give `template` instead (broadcasts are template messages).",
     )
     topic_keys: list[TopicKey] | None = Field(
         default=None,
@@ -43,6 +53,7 @@ class BroadcastCreate(BaseModel):
 class BroadcastStats(BaseModel):
     total: int
     queued: int
+    deferred: int = Field(description="Held back by the channel's daily recipient cap.")
     sent: int
     delivered: int
     read: int
@@ -55,8 +66,11 @@ class Broadcast(BaseModel):
     channel_id: int
     status: str = Field(description="draft | scheduled | sending | paused | done | cancelled")
     status_reason: str | None = None
-    text: str
+    text: str = Field(description="The text, or a template broadcast's body with placeholders.")
     media_url: str | None = None
+    template: dict[str, Any] | None = Field(
+        default=None, description="name, language and parameters of a template broadcast."
+    )
     topic_keys: list[str]
     send_at: datetime | None = None
     started_at: datetime | None = None
@@ -78,6 +92,7 @@ async def create_broadcast(body: BroadcastCreate, actor: EditorDep, runtime: Run
         channel_id=body.channel_id,
         text=body.text,
         topic_keys=body.topic_keys,
+        **body.rich(),
         media_url=body.media_url,
         send_at=body.send_at,
     )

@@ -22,6 +22,7 @@ from rundfunk.web.api.fields import (
     MediaUrl,
     MessageText,
     PathId,
+    RichContent,
     next_after_id,
 )
 from rundfunk.web.deps import ActorDep, RuntimeDep
@@ -74,10 +75,12 @@ class MessagePage(BaseModel):
     next_after_id: int | None = Field(description="Pass as after_id for the next page.")
 
 
-class ReplyCreate(BaseModel):
+class ReplyCreate(RichContent):
     model_config = REQUEST
 
-    text: MessageText
+    text: MessageText | None = Field(
+        default=None, description="The answer; a caption when media is sent."
+    )
     media_url: MediaUrl | None = None
 
 
@@ -151,6 +154,7 @@ async def reply(
         conversation_id=conversation_id,
         text=body.text,
         media_url=body.media_url,
+        **body.rich(),
     )
     runtime.wake()
     return message

@@ -7,13 +7,14 @@ service runs; the services check again what only they can judge (audience, state
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 from fastapi import Path
 from pydantic import (
     AfterValidator,
     AwareDatetime,
+    BaseModel,
     ConfigDict,
     Field,
     ValidationError,
@@ -81,6 +82,7 @@ MediaUrl = Annotated[
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_not_blank)]
 AwareDateTime = Annotated[
     AwareDatetime,
+    BaseModel,
     WrapValidator(_iso_datetime),
     Field(description="ISO 8601 with a time zone, e.g. 2026-12-01T09:00:00+01:00."),
 ]
@@ -99,3 +101,54 @@ def limit_field(default: int) -> Any:
 def next_after_id(items: list[dict[str, Any]], limit: int) -> int | None:
     """The cursor for the next page, or None when this page was the last."""
     return int(items[-1]["id"]) if len(items) >= limit and items else None
+
+
+TemplateParameter = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=1024,
+        description="Personalizable text, e.g. {{ contact.name }}; rendered per contact.",
+    ),
+]
+
+
+class TemplateSpec(BaseModel):
+    """An approved WhatsApp template and what fills its placeholders."""
+
+    model_config = REQUEST
+
+    name: Annotated[str, Field(min_length=1, max_length=512, examples=["news_update"])]
+    language: Annotated[str, Field(min_length=2, max_length=16, examples=["de"])]
+    body_parameters: list[TemplateParameter] = Field(default_factory=list, max_length=100)
+    header_parameters: list[TemplateParameter] = Field(default_factory=list, max_length=10)
+    button_parameters: list[TemplateParameter] = Field(
+        default_factory=list, max_length=10, description="Suffixes of dynamic URL buttons."
+    )
+    header_media: TemplateParameter | None = Field(
+        default=None, description="For an IMAGE/VIDEO/DOCUMENT header: a https link or media id."
+    )
+
+
+class RichContent(BaseModel):
+    """What a WhatsApp message may carry beyond text and a media link."""
+
+    template: TemplateSpec | None = Field(
+        default=None, description="WhatsApp: send this approved template."
+    )
+    media_id: Annotated[str, Field(min_length=1, max_length=128)] | None = Field(
+        default=None, description="WhatsApp: a file uploaded with POST /channels/{id}/media."
+    )
+    media_kind: Literal["image", "video", "audio", "document", "sticker"] | None = None
+    filename: Annotated[str, Field(min_length=1, max_length=240)] | None = None
+    preview_url: bool = Field(default=False, description="Show a preview of the first link.")
+
+    def rich(self) -> dict[str, Any]:
+        """Keyword arguments for the services' compose step."""
+        return {
+            "template": self.template.model_dump() if self.template else None,
+            "media_id": self.media_id,
+            "media_kind": self.media_kind,
+            "filename": self.filename,
+            "preview_url": self.preview_url,
+        }

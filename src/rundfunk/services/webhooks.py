@@ -1,0 +1,145 @@
+"""A verified platform webhook, carried out: messages, statuses, consent, templates.
+
+The web route verifies the signature and parses the body into channel-neutral events;
+this writes them durably before the route answers 200. Statuses, consent changes and
+template updates of one POST share one transaction; each inbound message has its own
+(``inbound.receive``), so one odd message cannot hold back the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from rundfunk.channels.base import (
+    ConsentUpdate,
+    InboundEvent,
+    InboundMessage,
+    StatusUpdate,
+    TemplateStatusUpdate,
+)
+from rundfunk.db.session import Database
+from rundfunk.db.tables import channels, consent_events, contacts
+from rundfunk.services import inbound, subscriptions, templates
+from rundfunk.services.outcomes import RecordResult, RetryPolicy
+from rundfunk.services.statuses import apply_statuses
+
+STOPPED = "stopped marketing messages in the messenger app"
+RESUMED = "resumed marketing messages in the messenger app"
+
+
+@dataclass
+class IngestResult:
+    messages: int = 0
+    duplicates: int = 0
+    statuses_changed: int = 0
+    consent_changes: int = 0
+    template_updates: int = 0
+    effects: RecordResult = field(default_factory=RecordResult)
+
+
+async def ingest(
+    db: Database,
+    *,
+    channel_id: int,
+    events: Sequence[InboundEvent],
+    policy: RetryPolicy | None = None,
+) -> IngestResult:
+    result = IngestResult()
+    for event in events:
+        if isinstance(event, InboundMessage):
+            outcome = await inbound.receive(db, channel_id=channel_id, event=event)
+            result.messages += 1
+            result.duplicates += int(outcome.duplicate)
+    statuses = [e for e in events if isinstance(e, StatusUpdate)]
+    consents = [e for e in events if isinstance(e, ConsentUpdate)]
+    updates = [e for e in events if isinstance(e, TemplateStatusUpdate)]
+    if not (statuses or consents or updates):
+        return result
+    async with db.write() as conn:
+        if statuses:
+            result.statuses_changed = await apply_statuses(
+                conn,
+                channel_id=channel_id,
+                updates=statuses,
+                policy=policy,
+                result=result.effects,
+            )
+        for consent in consents:
+            result.consent_changes += await _consent(conn, channel_id, consent)
+        for update in updates:
+            await templates.apply_status(conn, channel_id=channel_id, event=update)
+            result.template_updates += 1
+    return result
+
+
+async def _consent(conn: AsyncConnection, channel_id: int, event: ConsentUpdate) -> int:
+    """Stop: unsubscribe. Resume: subscribe again only if it was the app's stop that
+    unsubscribed them (a STOP they wrote to us stays in force). Repeats change nothing."""
+    contact = (
+        await conn.execute(
+            select(contacts.c.id, contacts.c.workspace_id).where(
+                contacts.c.channel_id == channel_id, contacts.c.address == event.address
+            )
+        )
+    ).first()
+    if contact is None:
+        return 0  # never wrote to us and never subscribed: nothing to withdraw or restore
+    last = (
+        await conn.execute(
+            select(consent_events.c.kind, consent_events.c.keyword)
+            .where(consent_events.c.contact_id == contact.id)
+            .order_by(consent_events.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    stopped_in_app = last is not None and last.kind == "opt_out" and last.keyword == STOPPED
+    if not event.opted_in:
+        if stopped_in_app:
+            return 0
+        await subscriptions.opt_out(
+            conn,
+            workspace_id=contact.workspace_id,
+            contact_id=contact.id,
+            topic_id=None,
+            source="platform",
+            actor="platform",
+            keyword=STOPPED,
+            text_shown=event.detail,
+        )
+        return 1
+    if not stopped_in_app:
+        return 0
+    await subscriptions.opt_in(
+        conn,
+        workspace_id=contact.workspace_id,
+        contact_id=contact.id,
+        topic_id=None,
+        source="platform",
+        actor="platform",
+        keyword=RESUMED,
+        text_shown=event.detail,
+    )
+    return 1
+
+
+async def channel_kind(db: Database, channel_id: int) -> str | None:
+    async with db.read() as conn:
+        kind = await conn.scalar(select(channels.c.kind).where(channels.c.id == channel_id))
+    return None if kind is None else str(kind)
+
+
+async def verify_token(db: Database, channel_id: int) -> str | None:
+    """The channel's sealed webhook verify token, still sealed (None: no such channel)."""
+    async with db.read() as conn:
+        row = (
+            await conn.execute(
+                select(channels.c.kind, channels.c.credentials).where(channels.c.id == channel_id)
+            )
+        ).first()
+    if row is None or row.kind != "whatsapp" or not row.credentials:
+        return None
+    return str(row.credentials)

@@ -1,0 +1,78 @@
+"""Provider webhooks: ``GET|POST /webhooks/whatsapp/{channel_id}``.
+
+No bearer token: the platform proves itself by the signature over the raw body
+(``X-Hub-Signature-256``, HMAC-SHA256 with the app secret), checked in constant time
+before anything is parsed or stored. The events are written durably, then the route
+answers 200 — the platform retries anything else for days.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from rundfunk.channels.base import SignatureError
+from rundfunk.channels.whatsapp import webhook as wire
+from rundfunk.services import webhooks as service
+from rundfunk.web.api.fields import PathId
+from rundfunk.web.deps import RuntimeDep
+from rundfunk.web.errors import ERROR_RESPONSES, error_response
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(
+    prefix="/webhooks",
+    tags=["webhooks"],
+    responses={s: ERROR_RESPONSES[s] for s in (400, 401, 403, 404)},
+)
+
+
+@router.get("/whatsapp/{channel_id}", response_class=PlainTextResponse)
+async def whatsapp_verify(channel_id: PathId, request: Request, runtime: RuntimeDep) -> Response:
+    """Meta's verification handshake: echo ``hub.challenge`` when the verify token matches."""
+    sealed = await service.verify_token(runtime.db, channel_id)
+    if sealed is None:
+        return error_response(404, "not_found", f"no WhatsApp channel {channel_id}")
+    token = str(runtime.box.open(sealed).get("verify_token", ""))
+    challenge = wire.handshake(dict(request.query_params), token)
+    if challenge is None:
+        return error_response(
+            403, "forbidden", "hub.mode must be subscribe and hub.verify_token must match"
+        )
+    return PlainTextResponse(challenge)
+
+
+@router.post("/whatsapp/{channel_id}", response_model=None)
+async def whatsapp_events(
+    channel_id: PathId, request: Request, runtime: RuntimeDep
+) -> dict[str, Any] | Response:
+    """Inbound messages, statuses, consent and template updates from the Cloud API."""
+    if await service.channel_kind(runtime.db, channel_id) != "whatsapp":
+        return error_response(404, "not_found", f"no WhatsApp channel {channel_id}")
+    channel = await runtime.registry.get(channel_id)
+    body = await request.body()
+    try:
+        channel.verify(request.headers, body)
+    except SignatureError as exc:
+        log.warning("webhook for channel %s rejected: %s", channel_id, exc)
+        return error_response(401, "bad_signature", str(exc))
+    try:
+        events = channel.parse(body)
+    except wire.MalformedWebhook as exc:
+        return error_response(400, "bad_webhook", str(exc))
+    result = await service.ingest(
+        runtime.db, channel_id=channel_id, events=events, policy=runtime.dispatcher.policy
+    )
+    for disabled in result.effects.disabled_channels:
+        runtime.registry.forget(disabled)
+    if result.messages or result.statuses_changed:
+        runtime.wake()  # confirmations and requeued sends are due now
+    return {
+        "ok": True,
+        "messages": result.messages,
+        "duplicates": result.duplicates,
+        "statuses_changed": result.statuses_changed,
+    }
