@@ -327,3 +327,12 @@ def test_preview_fills_spaced_placeholders() -> None:
 def test_preview_leaves_placeholders_without_a_parameter() -> None:
     assert preview("Hi {{1}}, see {{2}} and {{0}}", ["Anna"]) == "Hi Anna, see {{2}} and {{0}}"
     assert preview("Hi {{1}}", []) == "Hi {{1}}"
+
+
+@pytest.mark.parametrize("raw", ["a  \n  b", "a \t\t   b", "Musterstr. 1    \n Berlin"])
+def test_clean_parameter_never_leaves_more_than_four_spaces(raw: str) -> None:
+    # Meta refuses parameters with newlines, tabs or more than 4 consecutive spaces
+    # (error 132018); a newline between spaces must not join them into a long gap.
+    cleaned = clean_parameter(raw)
+    assert "     " not in cleaned
+    assert not any(c in cleaned for c in "\t\r\n")

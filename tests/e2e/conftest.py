@@ -225,3 +225,9 @@ def server() -> Iterator[Server]:
 def fresh_server() -> Iterator[Server]:
     """A server for one test alone (kill / restart it freely)."""
     yield from _make_server()
+
+
+@pytest.fixture
+def whatsapp_server() -> Iterator[Server]:
+    """A server of its own whose unknown send outcomes settle after 3 s (not 120 s)."""
+    yield from _make_server({"RUNDFUNK_SETTLE_SECONDS": "3"})

@@ -80,6 +80,7 @@ def by_id_cases(w: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None
         ("POST", f"/api/v1/broadcasts/{bc}/send", None),
         ("POST", f"/api/v1/broadcasts/{bc}/pause", None),
         ("POST", f"/api/v1/broadcasts/{bc}/cancel", None),
+        ("GET", f"/api/v1/broadcasts/{bc}/deliveries", None),
         ("GET", f"/api/v1/conversations/{cv}", None),
         ("GET", f"/api/v1/conversations/{cv}/messages", None),
         ("POST", f"/api/v1/conversations/{cv}/messages", {"text": "from B"}),

@@ -118,12 +118,13 @@ def check(
                 )
 
 
-_SPACES = re.compile(r"[\t\r\n]+| {5,}")
+_BREAKS = re.compile(r"[\t\r\n]+")
+_GAPS = re.compile(r" {5,}")
 
 
 def clean_parameter(value: str) -> str:
     """A rendered parameter as the platform accepts it: no newlines, tabs or long gaps."""
-    return _SPACES.sub(" ", value).strip()
+    return _GAPS.sub(" ", _BREAKS.sub(" ", value)).strip()
 
 
 def preview(body: str, parameters: Sequence[str]) -> str:

@@ -430,3 +430,41 @@ async def finish_completed(db: Database) -> int:
             update(broadcasts).where(finished).values(status="done", finished_at=utcnow())
         )
     return int(result.rowcount or 0)
+
+
+async def list_deliveries(
+    db: Database,
+    *,
+    actor: Actor,
+    broadcast_id: int,
+    status: str | None = None,
+    after_id: int = 0,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """One broadcast's deliveries (who, status, attempts, why it failed), by id."""
+    if status is not None and status not in {s.value for s in DeliveryStatus}:
+        raise Invalid(f"status must be one of {', '.join(s.value for s in DeliveryStatus)}")
+    query = (
+        select(
+            deliveries.c.id,
+            deliveries.c.contact_id,
+            contacts.c.address,
+            contacts.c.name,
+            deliveries.c.status,
+            deliveries.c.attempts,
+            deliveries.c.error_code,
+            deliveries.c.error_reason,
+            deliveries.c.provider_message_id,
+            deliveries.c.sent_at,
+            deliveries.c.updated_at,
+        )
+        .join(contacts, contacts.c.id == deliveries.c.contact_id)
+        .where(deliveries.c.broadcast_id == broadcast_id, deliveries.c.id > after_id)
+        .order_by(deliveries.c.id)
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(deliveries.c.status == status)
+    async with db.read() as conn:
+        await _owned(conn, actor, broadcast_id)
+        return [dict(row._mapping) for row in await conn.execute(query)]

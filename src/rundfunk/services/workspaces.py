@@ -25,7 +25,8 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "imprint_url": "",
     "welcome_text": (
         "Welcome to {workspace}! You will now receive our news. "
-        "Privacy policy: {privacy_url}. Send STOP at any time to unsubscribe."
+        "Privacy policy: {privacy_url}. Imprint: {imprint_url}. "
+        "Send STOP at any time to unsubscribe."
     ),
     "goodbye_text": (
         "You have unsubscribed from {workspace} and will get no more news. "

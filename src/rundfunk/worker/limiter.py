@@ -14,9 +14,15 @@ from rundfunk.core.ratelimit import Rate, reserve, slow_down
 
 
 class InProcessLimiter:
+    # A burst of rejections is one signal: halve at most once per this many seconds,
+    # and never below this share of the configured rate.
+    CUT_GAP_SECONDS = 5.0
+    FLOOR_SHARE = 1 / 8
+
     def __init__(self) -> None:
         self._tat: dict[int, float] = {}
-        self._slowed: dict[int, tuple[Rate, float]] = {}
+        # key -> (slowed rate, slowed until, last cut)
+        self._slowed: dict[int, tuple[Rate, float, float]] = {}
 
     def reserve(self, key: int, rate: Rate) -> float:
         """Reserve a slot now; returns how long to wait before sending."""
@@ -37,9 +43,18 @@ class InProcessLimiter:
             await asyncio.sleep(wait)
 
     def slow_down(self, key: int, rate: Rate, *, seconds: float = 60.0) -> None:
-        """The platform said we are too fast: halve the rate for a while."""
-        current = self._slowed.get(key, (rate, 0.0))[0]
-        self._slowed[key] = (slow_down(current), time.monotonic() + seconds)
+        """The platform said we are too fast: halve the rate for a while.
+
+        Many sends in flight fail together when the limit is hit; counting each would
+        halve the rate a hundred times. So one halving per ``CUT_GAP_SECONDS`` (later
+        rejections only extend it), and never below ``FLOOR_SHARE`` of ``rate``.
+        """
+        now = time.monotonic()
+        current, _, last_cut = self._slowed.get(key, (rate, 0.0, -self.CUT_GAP_SECONDS))
+        if now - last_cut >= self.CUT_GAP_SECONDS:
+            floor = max(1.0, rate.per_second * self.FLOOR_SHARE)
+            current, last_cut = slow_down(current, floor=floor), now
+        self._slowed[key] = (current, now + seconds, last_cut)
 
 
 class PairGuard:

@@ -243,7 +243,14 @@ def test_bool_code_is_not_treated_as_code_1() -> None:
     error = error_from_body(graph_error(True), http_status=400)
     assert not isinstance(error, RetryableError)
     assert type(error) is PermanentError
-    assert error.code is None
+    assert error.code == "http_400"  # judged by the HTTP status, as without a code
+
+
+def test_error_without_code_falls_back_to_the_http_status() -> None:
+    body = {"error": {"message": "Service unavailable", "type": "OAuthException"}}
+    unavailable = error_from_body(body, http_status=503)
+    assert type(unavailable) is RetryableError
+    assert "Service unavailable" in unavailable.reason
 
 
 # --- error_from_status -------------------------------------------------------------

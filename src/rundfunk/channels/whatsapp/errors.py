@@ -70,22 +70,23 @@ def error_from_body(body: Any, *, http_status: int) -> errors.ChannelError:
     are retried, anything else fails this send.
     """
     error = body.get("error") if isinstance(body, Mapping) else None
-    if isinstance(error, Mapping):
-        code = error.get("code")
+    code = error.get("code") if isinstance(error, Mapping) else None
+    if isinstance(error, Mapping) and isinstance(code, int) and not isinstance(code, bool):
         data = error.get("error_data")
         details = data.get("details") if isinstance(data, Mapping) else None
         return error_for(
-            code if isinstance(code, int) and not isinstance(code, bool) else None,
+            code,
             str(error.get("message") or f"HTTP {http_status}"),
             details=str(details) if details else None,
         )
+    # No usable code: the HTTP status is all there is to go by.
+    said = error.get("message") if isinstance(error, Mapping) else None
+    text = f"HTTP {http_status} from the Graph API" + (f": {said}" if said else "")
     if http_status == 429:
-        return errors.RateLimitedError(f"HTTP {http_status}", code="http_429")
+        return errors.RateLimitedError(text, code="http_429")
     if http_status >= 500:
-        return errors.RetryableError(f"HTTP {http_status} from the Graph API", code="http_5xx")
-    return errors.PermanentError(
-        f"HTTP {http_status} from the Graph API", code=f"http_{http_status}"
-    )
+        return errors.RetryableError(text, code="http_5xx")
+    return errors.PermanentError(text, code=f"http_{http_status}")
 
 
 def error_from_status(item: Mapping[str, Any]) -> errors.ChannelError | None:

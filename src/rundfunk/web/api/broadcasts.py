@@ -14,13 +14,16 @@ from pydantic import BaseModel, Field
 
 from rundfunk.services import broadcasts as service
 from rundfunk.web.api.fields import (
+    PAGE_LIMIT_MAX,
     REQUEST,
+    AfterId,
     AwareDateTime,
     Id,
     MediaUrl,
     MessageText,
     PathId,
     RichContent,
+    next_after_id,
 )
 from rundfunk.web.deps import ActorDep, EditorDep, RuntimeDep
 
@@ -129,3 +132,43 @@ async def pause_broadcast(broadcast_id: PathId, actor: EditorDep, runtime: Runti
 async def cancel_broadcast(broadcast_id: PathId, actor: EditorDep, runtime: RuntimeDep) -> Any:
     """Nothing more is sent; deliveries still queued become skipped."""
     return await service.cancel_broadcast(runtime.db, actor=actor, broadcast_id=broadcast_id)
+
+
+class Delivery(BaseModel):
+    id: int
+    contact_id: int
+    address: str
+    name: str | None = None
+    status: str = Field(description="queued | sending | sent | delivered | read | failed | skipped")
+    attempts: int
+    error_code: str | None = Field(default=None, description="The platform's error code.")
+    error_reason: str | None = None
+    provider_message_id: str | None = None
+    sent_at: datetime | None = None
+    updated_at: datetime
+
+
+class DeliveryPage(BaseModel):
+    items: list[Delivery]
+    next_after_id: int | None = Field(description="Pass as after_id for the next page.")
+
+
+@router.get("/{broadcast_id}/deliveries", response_model=DeliveryPage)
+async def list_deliveries(
+    broadcast_id: PathId,
+    actor: EditorDep,
+    runtime: RuntimeDep,
+    status: Annotated[str | None, Query(max_length=16)] = None,
+    after_id: Annotated[AfterId, Query()] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
+) -> Any:
+    """Who got the broadcast, who did not, and why (failed ones carry the reason)."""
+    items = await service.list_deliveries(
+        runtime.db,
+        actor=actor,
+        broadcast_id=broadcast_id,
+        status=status,
+        after_id=after_id,
+        limit=limit,
+    )
+    return {"items": items, "next_after_id": next_after_id(items, limit)}
