@@ -132,3 +132,44 @@ def test_empty_audience_is_refused(env: Path) -> None:
     rundfunk("channel", "add", "-w", "zeitung", "--name", "Leer")
     code, out = rundfunk("broadcast", "send", "-w", "zeitung", "--channel", "1", "--text", "Hi")
     assert code == 2 and "audience is empty" in out
+
+
+def test_whatsapp_channel_from_the_command_line(env: Path) -> None:
+    rundfunk("workspace", "create", "zeitung")
+    secrets = ("--config", "access_token=EAAG-cli-token", "--config", "app_secret=cli-secret")
+    ids = ("--config", "phone_number_id=1001", "--config", "waba_id=2002")
+    code, out = rundfunk(
+        "channel",
+        "add",
+        "-w",
+        "zeitung",
+        "--name",
+        "WA",
+        "--kind",
+        "whatsapp",
+        *ids,
+        *secrets,
+        "--config",
+        "throughput=200",
+    )
+    assert code == 0, out
+    assert "/webhooks/whatsapp/1" in out and "verify token: " in out
+    assert "EAAG-cli-token" not in out and "cli-secret" not in out
+
+    code, out = rundfunk(
+        "channel",
+        "add",
+        "-w",
+        "zeitung",
+        "--name",
+        "WA2",
+        "--kind",
+        "whatsapp",
+        *ids,
+        "--config",
+        "throughput=fast",
+        *secrets,
+    )
+    assert code == 2 and "config.throughput" in out
+    code, out = rundfunk("channel", "add", "-w", "zeitung", "--name", "X", "--config", "nokey")
+    assert code != 0 and "KEY=VALUE" in out

@@ -18,6 +18,7 @@ from rundfunk.services import bootstrap, broadcasts, channels
 from rundfunk.services import workspaces as ws
 from rundfunk.services.actors import Actor, Role
 from rundfunk.services.errors import ServiceError
+from rundfunk.services.secrets import SecretBox
 
 T = TypeVar("T")
 
@@ -163,17 +164,56 @@ def token_create(
 def channel_add(
     workspace: WorkspaceOpt,
     name: Annotated[str, typer.Option(help="Channel name.")],
-    kind: Annotated[str, typer.Option(help="Channel kind: sandbox.")] = "sandbox",
+    kind: Annotated[str, typer.Option(help="Channel kind: sandbox or whatsapp.")] = "sandbox",
+    config: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="KEY=VALUE, repeatable. WhatsApp: phone_number_id, waba_id, access_token, "
+            "app_secret, display_phone_number, throughput, ... (see docs/channels/whatsapp.md)."
+        ),
+    ] = None,
 ) -> None:
     """Connect a channel to a workspace."""
+    values: dict[str, object] = {}
+    for item in config or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--config")
+        key = key.strip()
+        values[key] = _number(value) if key in NUMERIC_CONFIG else value
 
     async def work(db: Database) -> dict[str, object]:
         return await channels.create_channel(
-            db, actor=await _actor(db, workspace), kind=kind, name=name
+            db,
+            actor=await _actor(db, workspace),
+            kind=kind,
+            name=name,
+            config=values or None,
+            box=SecretBox(Settings().resolved_secret_key),
         )
 
     created = _run(work)
     typer.echo(f"channel {created['name']} added (id {created['id']}, kind {created['kind']})")
+    if created.get("webhook_path"):
+        typer.echo(f"webhook URL: {Settings().public_url}{created['webhook_path']}")
+        typer.echo(f"verify token: {created['verify_token']}")
+
+
+NUMERIC_CONFIG = frozenset(
+    {"throughput", "daily_recipient_cap", "pair_interval_seconds", "pair_burst", "burst"}
+)
+
+
+def _number(value: str) -> object:
+    """``throughput=200`` as a number; what is not a number stays text (and is refused)."""
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 @broadcast_app.command("send")
