@@ -125,7 +125,7 @@ async def _apply(
         values: dict[str, Any] = {
             "status": bindparam("_status"),
             "error_reason": bindparam("_reason"),
-            "provider_message_id": func.coalesce(table.c.provider_message_id, bindparam("_pid")),
+            "provider_message_id": func.coalesce(bindparam("_pid"), table.c.provider_message_id),
             "next_attempt_at": bindparam("_next"),
             "lease_until": None,
         }
@@ -153,9 +153,16 @@ async def _settle(
     if row.status not in _OUTBOUND:
         return None  # an inbound message's id: platforms report no status on those
     status = DeliveryStatus(row.status)
-    pid = row.provider_message_id
+    # A row back in the queue (or being sent again) keeps the id of its last accepted
+    # attempt, whose failure was handled already: reports on that id are old news, bar
+    # a device's receipt; a report on another id is about the attempt under way, whose
+    # answer may have been lost (it names the row by its callback data).
+    retired = row.provider_message_id if status in _WAITING else None
+    pid = None if retired is not None else row.provider_message_id
     plan: dict[str, Any] = {"_code": None, "_reason": None, "_next": context.now}
     for item in sorted(incoming, key=lambda u: u.timestamp):
+        if item.provider_message_id == retired and item.status not in _RECEIPTS:
+            continue  # a duplicate or late report on the attempt that failed
         if pid is not None and item.provider_message_id != pid:
             continue  # a report on an earlier attempt of a row that was sent again since
         moved = advance(status, item.status)
@@ -179,10 +186,14 @@ async def _settle(
                 now=context.now,
                 jitter=context.rng.random(),
             )
+            if decided["_status"] == DeliveryStatus.QUEUED.value and row.broadcast_id is not None:
+                await _reopen(conn, row.broadcast_id)
             await carry_out(conn, item.error, target, context.result)
             status = DeliveryStatus(decided["_status"])
             if status is DeliveryStatus.SENDING:  # "unknown" cannot come from a report
                 status = DeliveryStatus.FAILED
+            if status in _WAITING:  # back in the queue: this attempt is over
+                retired, pid = pid, None
             plan.update(_code=decided["_code"], _reason=decided["_reason"], _next=decided["_next"])
         else:
             status = moved
@@ -196,10 +207,26 @@ async def _settle(
         **plan,
         "_id": row.id,
         "_status": status.value,
-        "_pid": pid,
+        "_pid": pid or retired,
         "_sent": context.now if status in _ACCEPTED else None,
     }
 
 
+async def _reopen(conn: AsyncConnection, broadcast_id: int) -> None:
+    """A finished broadcast whose delivery goes back to the queue is sending again.
+
+    The report often comes after the last send finished the broadcast; the dispatcher
+    only claims rows of sending broadcasts, so a row queued under a done one (131049's
+    retry tomorrow) would wait forever. Reopened first, a pausing error then pauses it.
+    """
+    await conn.execute(
+        update(broadcasts)
+        .where(broadcasts.c.id == broadcast_id, broadcasts.c.status == "done")
+        .values(status="sending", finished_at=None)
+    )
+
+
 _OUTBOUND = frozenset(s.value for s in DeliveryStatus)
 _ACCEPTED = frozenset({DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.READ})
+_WAITING = frozenset({DeliveryStatus.QUEUED, DeliveryStatus.SENDING})
+_RECEIPTS = frozenset({DeliveryStatus.DELIVERED, DeliveryStatus.READ})
