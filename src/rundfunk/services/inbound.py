@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -193,7 +194,7 @@ async def _upsert_contact(
 ) -> Any:
     row = (
         await conn.execute(
-            select(contacts.c.id, contacts.c.blocked).where(
+            select(contacts.c.id, contacts.c.blocked, contacts.c.last_inbound_at).where(
                 contacts.c.channel_id == channel_id, contacts.c.address == event.address
             )
         )
@@ -216,11 +217,20 @@ async def _upsert_contact(
         )
         assert result.inserted_primary_key is not None
         return _Contact(int(result.inserted_primary_key[0]), False)
-    values: dict[str, Any] = {"last_inbound_at": event.timestamp, "updated_at": event.timestamp}
+    # Platforms deliver late (Meta retries a webhook for days): an older message
+    # arriving after a newer one must not move the service window back.
+    values: dict[str, Any] = {
+        "last_inbound_at": _later(row.last_inbound_at, event.timestamp),
+        "updated_at": event.timestamp,
+    }
     if event.name:
         values["name"] = event.name
     await conn.execute(update(contacts).where(contacts.c.id == row.id).values(**values))
     return _Contact(row.id, row.blocked)
+
+
+def _later(stored: datetime | None, incoming: datetime) -> datetime:
+    return incoming if stored is None else max(stored, incoming)
 
 
 @dataclass(frozen=True)
@@ -323,11 +333,23 @@ async def _on_conversation(ctx: _Context) -> None:
             .values(conversation_id=ctx.conversation_id)
         )
     else:
-        # A resolved conversation is reopened by the next message.
+        # A resolved conversation is reopened by the next message; a late older one
+        # moves no timestamp back.
+        seen = (
+            await ctx.conn.execute(
+                select(conversations.c.last_inbound_at, conversations.c.last_message_at).where(
+                    conversations.c.id == ctx.conversation_id
+                )
+            )
+        ).one()
         await ctx.conn.execute(
             update(conversations)
             .where(conversations.c.id == ctx.conversation_id)
-            .values(status="open", last_inbound_at=now, last_message_at=now)
+            .values(
+                status="open",
+                last_inbound_at=_later(seen.last_inbound_at, now),
+                last_message_at=_later(seen.last_message_at, now),
+            )
         )
 
 

@@ -78,10 +78,11 @@ async def ingest(
 
 async def _consent(conn: AsyncConnection, channel_id: int, event: ConsentUpdate) -> int:
     """Stop: unsubscribe. Resume: subscribe again only if it was the app's stop that
-    unsubscribed them (a STOP they wrote to us stays in force). Repeats change nothing."""
+    unsubscribed them (a STOP they wrote to us stays in force, and a stop of someone who
+    was not subscribed changes nothing). Repeats change nothing."""
     contact = (
         await conn.execute(
-            select(contacts.c.id, contacts.c.workspace_id).where(
+            select(contacts.c.id, contacts.c.workspace_id, contacts.c.status).where(
                 contacts.c.channel_id == channel_id, contacts.c.address == event.address
             )
         )
@@ -98,7 +99,9 @@ async def _consent(conn: AsyncConnection, channel_id: int, event: ConsentUpdate)
     ).first()
     stopped_in_app = last is not None and last.kind == "opt_out" and last.keyword == STOPPED
     if not event.opted_in:
-        if stopped_in_app:
+        # Only a stop that unsubscribes is recorded as the app's: one of someone already
+        # out (a STOP they wrote) or never in must not let a later resume subscribe them.
+        if stopped_in_app or contact.status != "subscribed":
             return 0
         await subscriptions.opt_out(
             conn,
