@@ -25,8 +25,9 @@ from rundfunk.db.tables import broadcasts, contacts, sandbox_messages
 from rundfunk.db.types import utcnow
 from rundfunk.services import broadcasts as broadcast_service
 from rundfunk.services.actors import system_actor
-from rundfunk.services.channels import ChannelRegistry, create_channel
+from rundfunk.services.channels import create_channel
 from rundfunk.services.outcomes import RetryPolicy
+from rundfunk.services.registry import ChannelRegistry
 from rundfunk.services.sandbox import DatabaseSandbox
 from rundfunk.services.secrets import SecretBox
 from rundfunk.services.workspaces import create_workspace

@@ -26,9 +26,10 @@ from rundfunk.db.tables import broadcasts, deliveries, messages
 from rundfunk.services import broadcasts as broadcast_service
 from rundfunk.services import sandbox, topics, workspaces
 from rundfunk.services.actors import Actor, Role
-from rundfunk.services.channels import ChannelRegistry, create_channel
+from rundfunk.services.channels import create_channel
 from rundfunk.services.inbound import Outcome
 from rundfunk.services.outcomes import RetryPolicy
+from rundfunk.services.registry import ChannelRegistry
 from rundfunk.services.sandbox import DatabaseSandbox
 from rundfunk.services.secrets import SecretBox
 from rundfunk.worker.dispatcher import Dispatcher

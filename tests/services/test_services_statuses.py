@@ -11,7 +11,7 @@ from sqlalchemy import select
 from rundfunk.channels.base import StatusUpdate
 from rundfunk.core.deliveries import DeliveryStatus
 from rundfunk.db.tables import deliveries
-from rundfunk.services import broadcasts, sandbox
+from rundfunk.services import broadcast_views, sandbox
 from rundfunk.services.statuses import apply_statuses, parse_callback
 from service_world import World, running, wait_until
 
@@ -180,6 +180,6 @@ async def test_sandbox_phones_report_delivered_and_read_once(world: World) -> No
     inbox = await sandbox.phone_inbox(world.db, channel_id=phones, address="+491")
     assert {item["status"] for item in inbox} == {"read"}
     stats = (
-        await broadcasts.get_broadcast(world.db, actor=world.owner, broadcast_id=broadcast_id)
+        await broadcast_views.get_broadcast(world.db, actor=world.owner, broadcast_id=broadcast_id)
     )["stats"]
     assert (stats["read"], stats["sent"], stats["delivered"]) == (2, 0, 0)

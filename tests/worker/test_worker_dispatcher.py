@@ -17,7 +17,7 @@ from rundfunk.channels.sandbox import SandboxChannel
 from rundfunk.core.errors import ChannelDisabledError, RecipientGoneError
 from rundfunk.core.ratelimit import Rate
 from rundfunk.db.tables import audit_log, channels, consent_events, contacts
-from rundfunk.services import broadcasts
+from rundfunk.services import broadcast_views, broadcasts
 from rundfunk.services.outcomes import RetryPolicy
 from service_world import World, running, wait_until
 
@@ -34,7 +34,9 @@ async def _status_is(world: World, broadcast_id: int, status: str) -> bool:
 
 
 async def _stats(world: World, broadcast_id: int) -> dict[str, int]:
-    details = await broadcasts.get_broadcast(world.db, actor=world.owner, broadcast_id=broadcast_id)
+    details = await broadcast_views.get_broadcast(
+        world.db, actor=world.owner, broadcast_id=broadcast_id
+    )
     stats: dict[str, int] = details["stats"]
     return stats
 
@@ -285,5 +287,5 @@ def _no_deliveries_in_flight(world: World) -> Callable[[], Awaitable[bool]]:
 
 
 async def _broadcast_ids(world: World) -> list[int]:
-    listed = await broadcasts.list_broadcasts(world.db, actor=world.owner)
+    listed = await broadcast_views.list_broadcasts(world.db, actor=world.owner)
     return [int(b["id"]) for b in listed]

@@ -27,7 +27,7 @@ from rundfunk.core.deliveries import DeliveryStatus
 from rundfunk.core.ratelimit import Rate
 from rundfunk.db.tables import audit_log, channels, deliveries, messages
 from rundfunk.db.types import utcnow
-from rundfunk.services import broadcasts, dispatch, inbound
+from rundfunk.services import broadcast_views, broadcasts, dispatch, inbound
 from rundfunk.services import whatsapp as whatsapp_service
 from rundfunk.services.channels import create_channel, update_channel
 from rundfunk.services.outbox import queue_message
@@ -138,7 +138,7 @@ class WhatsApp:
         return int(created["id"])
 
     async def stats(self, broadcast_id: int) -> dict[str, int]:
-        found = await broadcasts.get_broadcast(
+        found = await broadcast_views.get_broadcast(
             self.world.db, actor=self.world.owner, broadcast_id=broadcast_id
         )
         stats: dict[str, int] = found["stats"]

@@ -18,8 +18,9 @@ from rundfunk.db.tables import topics
 from rundfunk.services import audit, templates
 from rundfunk.services.actors import Actor, Role
 from rundfunk.services.channel_config import wa_digits
-from rundfunk.services.channels import ChannelRegistry, require_kind
+from rundfunk.services.channels import require_kind
 from rundfunk.services.errors import Conflict, Invalid, NotFound, Upstream
+from rundfunk.services.registry import ChannelRegistry
 from rundfunk.services.workspaces import get_settings
 
 PROFILE_LIMITS = {"about": 139, "address": 256, "description": 256, "email": 128}

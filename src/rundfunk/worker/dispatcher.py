@@ -15,9 +15,9 @@ from rundfunk.channels.base import Channel
 from rundfunk.core import errors, personalize
 from rundfunk.db.session import Database
 from rundfunk.services import dispatch
-from rundfunk.services.channels import ChannelRegistry
 from rundfunk.services.dispatch import SendJob, SendOutcome
 from rundfunk.services.outcomes import RetryPolicy, record
+from rundfunk.services.registry import ChannelRegistry
 from rundfunk.worker.consent import ConsentGate
 from rundfunk.worker.limiter import InProcessLimiter, PairGuard
 

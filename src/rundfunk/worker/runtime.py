@@ -9,8 +9,8 @@ from rundfunk.config import Settings
 from rundfunk.db.migrate import upgrade
 from rundfunk.db.session import Database
 from rundfunk.services import dispatch
-from rundfunk.services.channels import ChannelRegistry
 from rundfunk.services.outcomes import RetryPolicy
+from rundfunk.services.registry import ChannelRegistry
 from rundfunk.services.sandbox import DatabaseSandbox
 from rundfunk.services.secrets import SecretBox
 from rundfunk.worker.dispatcher import Dispatcher

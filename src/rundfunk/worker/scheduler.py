@@ -15,7 +15,7 @@ from rundfunk.core.errors import ChannelError
 from rundfunk.db.session import Database
 from rundfunk.db.tables import channels
 from rundfunk.services import broadcasts, dispatch, sandbox, templates
-from rundfunk.services.channels import ChannelRegistry
+from rundfunk.services.registry import ChannelRegistry
 
 log = logging.getLogger(__name__)
 

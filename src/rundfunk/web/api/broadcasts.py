@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, Field
 
+from rundfunk.services import broadcast_views as views
 from rundfunk.services import broadcasts as service
 from rundfunk.web.api.fields import (
     PAGE_LIMIT_MAX,
@@ -107,12 +108,12 @@ async def list_broadcasts(
     runtime: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=200, description="Newest first.")] = 50,
 ) -> Any:
-    return {"items": await service.list_broadcasts(runtime.db, actor=actor, limit=limit)}
+    return {"items": await views.list_broadcasts(runtime.db, actor=actor, limit=limit)}
 
 
 @router.get("/{broadcast_id}", response_model=Broadcast)
 async def get_broadcast(broadcast_id: PathId, actor: ActorDep, runtime: RuntimeDep) -> Any:
-    return await service.get_broadcast(runtime.db, actor=actor, broadcast_id=broadcast_id)
+    return await views.get_broadcast(runtime.db, actor=actor, broadcast_id=broadcast_id)
 
 
 @router.post("/{broadcast_id}/send", response_model=Broadcast)
@@ -163,7 +164,7 @@ async def list_deliveries(
     limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
 ) -> Any:
     """Who got the broadcast, who did not, and why (failed ones carry the reason)."""
-    items = await service.list_deliveries(
+    items = await views.list_deliveries(
         runtime.db,
         actor=actor,
         broadcast_id=broadcast_id,
