@@ -29,12 +29,10 @@ class ChannelRegistry:
         *,
         box: SecretBox,
         sandbox: SandboxPlatform,
-        settle_seconds: float = 120.0,
     ) -> None:
         self._db = db
         self._box = box
         self._sandbox = sandbox
-        self._settle_seconds = settle_seconds
         self._live: dict[int, Channel] = {}
         self._closing: set[asyncio.Future[None]] = set()
         self._rates: dict[int, Rate] = {}
@@ -120,7 +118,6 @@ class ChannelRegistry:
                     api_base_url=str(settings["api_base_url"]),
                     api_version=str(settings["api_version"]),
                     display_phone_number=settings.get("display_phone_number"),
-                    settle_seconds=self._settle_seconds,
                 ),
             )
         else:  # pragma: no cover - a row of a kind this version does not know

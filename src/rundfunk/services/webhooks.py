@@ -22,7 +22,7 @@ from rundfunk.channels.base import (
     TemplateStatusUpdate,
 )
 from rundfunk.db.session import Database
-from rundfunk.db.tables import channels, consent_events, contacts
+from rundfunk.db.tables import consent_events, contacts
 from rundfunk.services import inbound, subscriptions, templates
 from rundfunk.services.outcomes import RecordResult, RetryPolicy
 from rundfunk.services.statuses import apply_statuses
@@ -89,60 +89,37 @@ async def _consent(conn: AsyncConnection, channel_id: int, event: ConsentUpdate)
     ).first()
     if contact is None:
         return 0  # never wrote to us and never subscribed: nothing to withdraw or restore
-    last = (
-        await conn.execute(
-            select(consent_events.c.kind, consent_events.c.keyword)
-            .where(consent_events.c.contact_id == contact.id)
-            .order_by(consent_events.c.id.desc())
-            .limit(1)
-        )
-    ).first()
-    stopped_in_app = last is not None and last.kind == "opt_out" and last.keyword == STOPPED
-    if not event.opted_in:
+    if event.opted_in:
+        if not await _stopped_in_app(conn, contact.id):
+            return 0
+        verb, keyword = subscriptions.opt_in, RESUMED
+    else:
         # Only a stop that unsubscribes is recorded as the app's: one of someone already
         # out (a STOP they wrote) or never in must not let a later resume subscribe them.
-        if stopped_in_app or contact.status != "subscribed":
+        if contact.status != "subscribed":
             return 0
-        await subscriptions.opt_out(
-            conn,
-            workspace_id=contact.workspace_id,
-            contact_id=contact.id,
-            topic_id=None,
-            source="platform",
-            actor="platform",
-            keyword=STOPPED,
-            text_shown=event.detail,
-        )
-        return 1
-    if not stopped_in_app:
-        return 0
-    await subscriptions.opt_in(
+        verb, keyword = subscriptions.opt_out, STOPPED
+    await verb(
         conn,
         workspace_id=contact.workspace_id,
         contact_id=contact.id,
         topic_id=None,
         source="platform",
         actor="platform",
-        keyword=RESUMED,
+        keyword=keyword,
         text_shown=event.detail,
     )
     return 1
 
 
-async def channel_kind(db: Database, channel_id: int) -> str | None:
-    async with db.read() as conn:
-        kind = await conn.scalar(select(channels.c.kind).where(channels.c.id == channel_id))
-    return None if kind is None else str(kind)
-
-
-async def verify_token(db: Database, channel_id: int) -> str | None:
-    """The channel's sealed webhook verify token, still sealed (None: no such channel)."""
-    async with db.read() as conn:
-        row = (
-            await conn.execute(
-                select(channels.c.kind, channels.c.credentials).where(channels.c.id == channel_id)
-            )
-        ).first()
-    if row is None or row.kind != "whatsapp" or not row.credentials:
-        return None
-    return str(row.credentials)
+async def _stopped_in_app(conn: AsyncConnection, contact_id: int) -> bool:
+    """Whether the contact's latest consent event is a stop made in the messenger app."""
+    last = (
+        await conn.execute(
+            select(consent_events.c.kind, consent_events.c.keyword)
+            .where(consent_events.c.contact_id == contact_id)
+            .order_by(consent_events.c.id.desc())
+            .limit(1)
+        )
+    ).first()
+    return last is not None and last.kind == "opt_out" and last.keyword == STOPPED

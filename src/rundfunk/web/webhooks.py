@@ -16,10 +16,13 @@ from fastapi.responses import PlainTextResponse, Response
 
 from rundfunk.channels.base import SignatureError
 from rundfunk.channels.whatsapp import webhook as wire
+from rundfunk.channels.whatsapp.channel import WhatsAppChannel
 from rundfunk.services import webhooks as service
+from rundfunk.services.errors import NotFound
 from rundfunk.web.api.fields import PathId
 from rundfunk.web.deps import RuntimeDep
 from rundfunk.web.errors import ERROR_RESPONSES, error_response
+from rundfunk.worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +33,22 @@ router = APIRouter(
 )
 
 
+async def _whatsapp(runtime: Runtime, channel_id: int) -> WhatsAppChannel | None:
+    """The live channel (cached by the registry: no query per webhook), if it is WhatsApp."""
+    try:
+        channel = await runtime.registry.get(channel_id)
+    except NotFound:
+        return None
+    return channel if isinstance(channel, WhatsAppChannel) else None
+
+
 @router.get("/whatsapp/{channel_id}", response_class=PlainTextResponse)
 async def whatsapp_verify(channel_id: PathId, request: Request, runtime: RuntimeDep) -> Response:
     """Meta's verification handshake: echo ``hub.challenge`` when the verify token matches."""
-    sealed = await service.verify_token(runtime.db, channel_id)
-    if sealed is None:
+    channel = await _whatsapp(runtime, channel_id)
+    if channel is None:
         return error_response(404, "not_found", f"no WhatsApp channel {channel_id}")
-    token = str(runtime.box.open(sealed).get("verify_token", ""))
-    challenge = wire.handshake(dict(request.query_params), token)
+    challenge = wire.handshake(dict(request.query_params), channel.config.verify_token)
     if challenge is None:
         return error_response(
             403, "forbidden", "hub.mode must be subscribe and hub.verify_token must match"
@@ -50,9 +61,9 @@ async def whatsapp_events(
     channel_id: PathId, request: Request, runtime: RuntimeDep
 ) -> dict[str, Any] | Response:
     """Inbound messages, statuses, consent and template updates from the Cloud API."""
-    if await service.channel_kind(runtime.db, channel_id) != "whatsapp":
+    channel = await _whatsapp(runtime, channel_id)
+    if channel is None:
         return error_response(404, "not_found", f"no WhatsApp channel {channel_id}")
-    channel = await runtime.registry.get(channel_id)
     body = await request.body()
     try:
         channel.verify(request.headers, body)

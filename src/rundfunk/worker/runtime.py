@@ -22,12 +22,7 @@ class Runtime:
         self.settings = settings
         self.db = db
         self.box = SecretBox(settings.resolved_secret_key)
-        self.registry = ChannelRegistry(
-            db,
-            box=self.box,
-            sandbox=DatabaseSandbox(db),
-            settle_seconds=settings.settle_seconds,
-        )
+        self.registry = ChannelRegistry(db, box=self.box, sandbox=DatabaseSandbox(db))
         self.dispatcher = Dispatcher(
             db,
             self.registry,

@@ -30,7 +30,7 @@ async def run_scheduler(
     settle_seconds: float = 120.0,
     template_sync_seconds: float = 3600.0,
 ) -> None:
-    synced_at: dict[int, float] = {}
+    syncer = TemplateSync(db, registry, every=template_sync_seconds) if registry else None
     while not stop.is_set():
         try:
             if await broadcasts.start_due(db):
@@ -39,36 +39,53 @@ async def run_scheduler(
                 wake()
             await sandbox.report_statuses(db)
             await broadcasts.finish_completed(db)
-            if registry is not None:
-                await _sync_templates(db, registry, synced_at, template_sync_seconds)
+            if syncer is not None:
+                await syncer.run_due()
         except Exception:
             log.exception("scheduler pass failed; trying again")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
 
 
-async def _sync_templates(
-    db: Database, registry: ChannelRegistry, synced_at: dict[int, float], every: float
-) -> None:
-    """Keep each active WhatsApp channel's templates fresh (statuses change at Meta)."""
-    now = time.monotonic()
-    async with db.read() as conn:
-        rows = (
-            await conn.execute(
-                select(channels.c.id, channels.c.workspace_id).where(
-                    channels.c.kind == "whatsapp", channels.c.status == "active"
+class TemplateSync:
+    """Keeps each active WhatsApp channel's templates fresh (statuses change at Meta).
+
+    Looks for channels at most once a minute, not on every scheduler pass, and syncs
+    each one every ``every`` seconds (a new channel within a minute).
+    """
+
+    LOOK_SECONDS = 60.0
+
+    def __init__(self, db: Database, registry: ChannelRegistry, *, every: float) -> None:
+        self.db = db
+        self.registry = registry
+        self.every = every
+        self._synced_at: dict[int, float] = {}
+        self._next_look = 0.0
+
+    async def run_due(self) -> None:
+        now = time.monotonic()
+        if now < self._next_look:
+            return
+        self._next_look = now + min(self.every, self.LOOK_SECONDS)
+        async with self.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(channels.c.id, channels.c.workspace_id).where(
+                        channels.c.kind == "whatsapp", channels.c.status == "active"
+                    )
                 )
+            ).all()
+        for channel_id, workspace_id in rows:
+            last = self._synced_at.get(channel_id)
+            if last is not None and now - last < self.every:
+                continue
+            self._synced_at[channel_id] = now
+            try:
+                found = await (await self.registry.whatsapp(channel_id)).templates()
+            except ChannelError as exc:
+                log.warning("template sync of channel %s failed: %s", channel_id, exc.reason)
+                continue
+            await templates.store_synced(
+                self.db, workspace_id=workspace_id, channel_id=channel_id, found=found
             )
-        ).all()
-    for channel_id, workspace_id in rows:
-        if now - synced_at.get(channel_id, -every) < every:
-            continue
-        synced_at[channel_id] = now
-        try:
-            found = await (await registry.whatsapp(channel_id)).templates()
-        except ChannelError as exc:
-            log.warning("template sync of channel %s failed: %s", channel_id, exc.reason)
-            continue
-        await templates.store_synced(
-            db, workspace_id=workspace_id, channel_id=channel_id, found=found
-        )

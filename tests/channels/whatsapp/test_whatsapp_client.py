@@ -51,7 +51,6 @@ SECRET = "app-secret-0123"
 PHONE = "1001"
 WABA = "2002"
 ANNA = "4915112345678"
-SETTLE = 7.0
 
 
 @dataclass
@@ -70,7 +69,6 @@ def config_for(base_url: str, *, access_token: str = TOKEN) -> WhatsAppConfig:
         verify_token="v" * 16,
         api_base_url=base_url,
         api_version="v23.0",
-        settle_seconds=SETTLE,
     )
 
 
@@ -335,7 +333,7 @@ async def test_wrong_access_token_disables_the_channel(world: World) -> None:
 # --- 6.-8. network trouble ----------------------------------------------------------------
 
 
-async def test_dropped_connection_is_outcome_unknown_for_settle_seconds(world: World) -> None:
+async def test_dropped_connection_is_outcome_unknown(world: World) -> None:
     world.graph.network_error_share = 1.0
     world.graph.network_error_accepts = False
 
@@ -343,7 +341,7 @@ async def test_dropped_connection_is_outcome_unknown_for_settle_seconds(world: W
 
     assert isinstance(error, OutcomeUnknownError)
     assert error.code == "network"
-    assert error.retry_after == SETTLE
+    assert error.retry_after is None  # how long to wait is requeue_expired's settle time
     assert world.graph.requests["messages"] == 1  # the request did arrive
     assert world.graph.sent == []
 
@@ -355,7 +353,7 @@ async def test_dropped_answer_of_an_accepted_send_is_outcome_unknown(world: Worl
     error = await send_error(world.channel, text())
 
     assert isinstance(error, OutcomeUnknownError)
-    assert error.retry_after == SETTLE
+    assert error.retry_after is None  # how long to wait is requeue_expired's settle time
     # The platform has the message: resending blindly would deliver it twice.
     sent = only_sent(world.graph)
     assert sent.to == ANNA
@@ -399,7 +397,7 @@ async def test_200_without_messages_is_outcome_unknown(stub_server: list[web.App
         await channel.close()
 
     assert isinstance(error, OutcomeUnknownError)
-    assert error.retry_after == SETTLE
+    assert error.retry_after is None  # how long to wait is requeue_expired's settle time
 
 
 # --- 9. the 24-hour window ----------------------------------------------------------------

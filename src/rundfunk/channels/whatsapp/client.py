@@ -34,8 +34,6 @@ class WhatsAppConfig:
     api_base_url: str = DEFAULT_BASE_URL
     api_version: str = DEFAULT_API_VERSION
     display_phone_number: str | None = None
-    # Seconds an unanswered send waits for its status callback before it is resent.
-    settle_seconds: float = 120.0
 
     def url(self, *parts: str) -> str:
         return "/".join([self.api_base_url.rstrip("/"), self.api_version, *parts])
@@ -94,9 +92,7 @@ class GraphClient:
         except (TimeoutError, aiohttp.ClientError) as exc:
             text = f"network: {type(exc).__name__}: {exc}"
             if unknown_on_break:
-                raise errors.OutcomeUnknownError(
-                    text, code="network", retry_after=self.config.settle_seconds
-                ) from exc
+                raise errors.OutcomeUnknownError(text, code="network") from exc
             raise errors.RetryableError(text, code="network") from exc
 
     async def send(self, payload: Mapping[str, Any]) -> str:
@@ -111,11 +107,7 @@ class GraphClient:
             return str(body["messages"][0]["id"])
         except (KeyError, IndexError, TypeError) as exc:
             # A 2xx means accepted; without an id only the callback can tell which it was.
-            raise errors.OutcomeUnknownError(
-                "accepted without a message id",
-                code="no_id",
-                retry_after=self.config.settle_seconds,
-            ) from exc
+            raise errors.OutcomeUnknownError("accepted without a message id", code="no_id") from exc
 
     async def upload_media(self, data: bytes, *, mime_type: str, filename: str) -> str:
         form = aiohttp.FormData()
