@@ -1,41 +1,58 @@
-"""Shared test fixtures: real databases only (SQLite files, and PostgreSQL when reachable)."""
+"""Shared test fixtures: real databases only — SQLite files, or PostgreSQL databases when
+``RUNDFUNK_TEST_ENGINE=postgresql`` (see ``engines``)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
-import asyncpg
 import pytest
 
-PG_ADMIN_URL = os.environ.get("RUNDFUNK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+import engines
 
 
-async def _pg(statement: str) -> None:
-    conn = await asyncpg.connect(PG_ADMIN_URL.replace("postgresql://", "postgres://"), timeout=5)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
+def pytest_report_header() -> str:
+    where = f" ({engines.PG_BASE_URL})" if engines.ON_POSTGRES else ""
+    return f"rundfunk test engine: {engines.ENGINE}{where}"
+
+
+def pytest_sessionfinish() -> None:
+    engines.drop_all()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    line = engines.summary()
+    if line:
+        terminalreporter.write_line(line)
+
+
+def _unreachable(exc: Exception) -> None:
+    """Outside CI an unreachable server skips the test with the reason; in CI (CI=true)
+    it fails, because .ci/run starts PostgreSQL."""
+    message = f"{exc}; start it to run this test"
+    if os.environ.get("CI") or engines.ON_POSTGRES:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards.
-
-    Outside CI an unreachable server skips the test with the reason; in CI (CI=true)
-    it fails, because .ci/run starts PostgreSQL.
-    """
-    name = f"rundfunk_test_{uuid.uuid4().hex[:12]}"
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards (on both engines:
+    for tests of PostgreSQL itself)."""
     try:
-        asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncpg.PostgresError) as exc:
-        message = f"PostgreSQL at {PG_ADMIN_URL} is unreachable ({exc}); start it to run this test"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        with engines.postgres_database(migrated=False) as url:
+            yield url
+    except engines.PostgresUnavailable as exc:
+        _unreachable(exc)
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh database of the engine under test for one test: a SQLite file in
+    ``tmp_path``, or a migrated PostgreSQL database dropped afterwards."""
+    try:
+        with engines.fresh_database(tmp_path) as url:
+            yield url
+    except engines.PostgresUnavailable as exc:
+        _unreachable(exc)

@@ -1,6 +1,7 @@
-"""A real Rundfunk on a SQLite file for the service and worker tests: no mocks of our code.
+"""A real Rundfunk for the service and worker tests: no mocks of our code.
 
-``open_world`` migrates a fresh database, creates a workspace with an owner and a
+``open_world`` migrates a fresh database (a SQLite file, or PostgreSQL with
+``RUNDFUNK_TEST_ENGINE=postgresql``: see ``engines``), creates a workspace with an owner and a
 sandbox channel, and wires the real ``ChannelRegistry`` + ``DatabaseSandbox`` that
 the dispatcher uses in production. Subscribers are made the way people make
 themselves: a simulated phone writes START. (Importable as ``service_world`` because
@@ -20,6 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.sql import Select
 
+from engines import fresh_database
 from rundfunk.db.migrate import upgrade
 from rundfunk.db.session import Database
 from rundfunk.db.tables import broadcasts, deliveries, messages
@@ -177,7 +179,14 @@ async def running(dispatcher: Dispatcher) -> AsyncIterator[Dispatcher]:
 
 @asynccontextmanager
 async def open_world(tmp_path: Path) -> AsyncIterator[World]:
-    db = Database(f"sqlite:///{tmp_path}/rundfunk.db")
+    with fresh_database(tmp_path) as url:
+        async with _open_world(url) as world:
+            yield world
+
+
+@asynccontextmanager
+async def _open_world(url: str) -> AsyncIterator[World]:
+    db = Database(url)
     await upgrade(db)
     workspace_id = await workspaces.create_workspace(db, slug="acme", name="Acme")
     member_id = await workspaces.create_member(

@@ -9,8 +9,9 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -81,6 +82,42 @@ class Settings(BaseSettings):
     template_sync_seconds: float = Field(
         default=3600.0, gt=0, description="How often WhatsApp templates are synced."
     )
+    # Operations: metrics and logs (docs/deployment.md).
+    metrics_token: str | None = Field(
+        default=None,
+        repr=False,
+        description=(
+            "Bearer token that /metrics (and the RUNDFUNK_METRICS_PORT endpoint) requires. "
+            "Unset: metrics answer only clients on this machine (loopback, not forwarded "
+            "by a proxy)."
+        ),
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description=(
+            "For a process without the web server (rundfunk worker): serve its metrics on "
+            "RUNDFUNK_HOST at this port. serve has /metrics on its own port already."
+        ),
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        default="auto",
+        description=(
+            "json: one JSON object per line; text: for reading; auto: text when stderr "
+            "is a terminal, json otherwise (systemd, containers)."
+        ),
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Least severe level that is logged."
+    )
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _case_insensitive(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.upper() if info.field_name == "log_level" else value.lower()
 
     @field_validator("database_url")
     @classmethod

@@ -1,9 +1,10 @@
-"""The ``rundfunk`` admin commands against a real SQLite file, and their error messages."""
+"""The ``rundfunk`` admin commands against a real database, and their error messages."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -18,9 +19,9 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def env(tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RUNDFUNK_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("RUNDFUNK_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
+    monkeypatch.setenv("RUNDFUNK_DATABASE_URL", database_url)
     return tmp_path
 
 
@@ -48,7 +49,14 @@ def test_admin_commands_build_a_working_workspace(env: Path) -> None:
     assert code == 0
     token = out.strip().splitlines()[-1]
     db = Database(Settings().resolved_database_url)
-    actor = asyncio.run(actor_for_token(db, token))
+
+    async def token_actor() -> Any:
+        try:
+            return await actor_for_token(db, token)
+        finally:
+            await db.dispose()  # pooled connections belong to this event loop
+
+    actor = asyncio.run(token_actor())
     assert actor is not None and actor.role == "agent"
 
     code, out = rundfunk("channel", "add", "-w", "zeitung", "--name", "Probe")

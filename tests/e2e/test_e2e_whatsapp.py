@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 from e2e_support import assert_error, async_wait_until, gather_bounded, list_all
 
-from conftest import Server
 from rundfunk.testing.fake_graph import FakeGraph
 
 PEOPLE = 1000
@@ -76,7 +75,7 @@ async def _conversation_of(client: httpx.AsyncClient, address: str) -> dict[str,
     return await async_wait_until(found, timeout=20, message=f"conversation of {address}")
 
 
-async def test_whatsapp_end_to_end(whatsapp_server: Server) -> None:
+async def test_whatsapp_end_to_end(whatsapp_server: Any) -> None:
     server = whatsapp_server
     graph = FakeGraph(access_token="EAAG-access-token-x9", app_secret="app-secret-0f1e", seed=42)
     base_url = await graph.start()
@@ -94,7 +93,7 @@ async def test_whatsapp_end_to_end(whatsapp_server: Server) -> None:
         await graph.close()
 
 
-async def _run(server: Server, graph: FakeGraph, base_url: str, client: httpx.AsyncClient) -> None:
+async def _run(server: Any, graph: FakeGraph, base_url: str, client: httpx.AsyncClient) -> None:
     # -- connect the number ---------------------------------------------------------------
     created = await client.post(
         "/api/v1/channels",

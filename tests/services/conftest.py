@@ -1,4 +1,4 @@
-"""A fresh real Rundfunk (SQLite file, sandbox channel) for every test."""
+"""A fresh real Rundfunk (database of the engine under test, sandbox channel) for every test."""
 
 from __future__ import annotations
 

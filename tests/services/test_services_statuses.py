@@ -183,3 +183,22 @@ async def test_sandbox_phones_report_delivered_and_read_once(world: World) -> No
         await broadcast_views.get_broadcast(world.db, actor=world.owner, broadcast_id=broadcast_id)
     )["stats"]
     assert (stats["read"], stats["sent"], stats["delivered"]) == (2, 0, 0)
+
+
+async def test_reports_on_one_row_at_the_same_moment_never_move_it_back(world: World) -> None:
+    # Two webhooks in flight at once: "read" is being written while "delivered" arrives.
+    # The second must see the first's result; on PostgreSQL, planned from the state
+    # before "read", it used to write "delivered" over it.
+    [delivery_id] = await _sent_broadcast(world)
+    [pid] = await world.rows(
+        select(deliveries.c.provider_message_id).where(deliveries.c.id == delivery_id)
+    )
+    read = replace(_for(delivery_id, READ, 20), provider_message_id=pid[0])
+    delivered = replace(_for(delivery_id, DELIVERED, 10), provider_message_id=pid[0])
+    async with world.db.write() as conn:
+        assert await apply_statuses(conn, channel_id=world.channel_id, updates=[read]) == 1
+        second = asyncio.create_task(_apply(world, world.channel_id, delivered))
+        await asyncio.sleep(0.3)  # the second report is waiting for this transaction
+        assert not second.done()
+    assert await second == 0
+    assert (await _state(world, delivery_id))[0] == "read"

@@ -1,5 +1,5 @@
-"""Fixtures for the web tests: a real SQLite runtime in tmp_path, the app, an HTTP client,
-and workspaces with a token per role."""
+"""Fixtures for the web tests: a real runtime on a fresh database (``database_url``), the
+app, an HTTP client, and workspaces with a token per role."""
 
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ class Tenant:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, database_url: str) -> Settings:
     return Settings(
         data_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path}/t.db",
+        database_url=database_url,
         demo=False,
         poll_seconds=0.05,
     )

@@ -115,3 +115,84 @@ async def test_contact_filters_are_checked(client: httpx.AsyncClient, tenant, as
         "query.after_id",
     )
     assert_error(await client.get("/api/v1/contacts/12345", headers=auth), 404, "not_found")
+
+
+async def test_search_and_tag_filters(client: httpx.AsyncClient, tenant, phone) -> None:
+    await phone(tenant.channel_id, "4915100000007", "START", name="Grace Hopper")
+    await phone(tenant.channel_id, "4915100000008", "START", name="Alan")
+    auth = tenant.auth(Role.AGENT)
+    found = (await client.get("/api/v1/contacts", params={"search": "hopper"}, headers=auth)).json()
+    assert [c["name"] for c in found["items"]] == ["Grace Hopper"]
+    by_number = (
+        await client.get("/api/v1/contacts", params={"search": "+49 151 000 000 08"}, headers=auth)
+    ).json()
+    assert [c["name"] for c in by_number["items"]] == ["Alan"]
+    tagged = (await client.get("/api/v1/contacts", params={"tag": "vip"}, headers=auth)).json()
+    assert tagged["items"] == []
+
+
+async def test_export_holds_the_consent_history_and_is_for_admins(
+    client: httpx.AsyncClient, tenant, phone, assert_error
+) -> None:
+    await client.post(
+        "/api/v1/topics", json={"key": "sport", "name": "Sport"}, headers=tenant.auth()
+    )
+    started = await phone(tenant.channel_id, "4915100000009", "START sport", name="Ada")
+    await phone(tenant.channel_id, "4915100000009", "Is there a match today?")
+    url = f"/api/v1/contacts/{started['contact_id']}/export"
+    for role in (Role.AGENT, Role.EDITOR):
+        assert_error(await client.get(url, headers=tenant.auth(role)), 403, "forbidden")
+    response = await client.get(url, headers=tenant.auth(Role.ADMIN))
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["format"] == "rundfunk.contact-export/1"
+    assert (data["contact"]["name"], data["contact"]["address"]) == ("Ada", "4915100000009")
+    [event] = data["consent_events"]
+    assert (event["kind"], event["keyword"], event["topic_key"]) == (
+        "opt_in",
+        "START sport",
+        "sport",
+    )
+    assert "Welcome" in event["text_shown"]
+    assert [s["key"] for s in data["subscriptions"]] == ["sport"]
+    assert data["conversation"]["id"] and "Is there a match today?" in [
+        m["text"] for m in data["messages"]
+    ]
+    assert data["deliveries"] == []
+    assert_error(
+        await client.get("/api/v1/contacts/99999/export", headers=tenant.auth()), 404, "not_found"
+    )
+
+
+async def test_delete_erases_the_person_and_keeps_broadcast_totals(
+    client: httpx.AsyncClient, tenant, phone, assert_error
+) -> None:
+    gone = await phone(tenant.channel_id, "4915100000010", "START", name="Erase me")
+    await phone(tenant.channel_id, "4915100000011", "START")
+    talk = await phone(tenant.channel_id, "4915100000010", "a question")
+    auth = tenant.auth()
+    broadcast = (
+        await client.post(
+            "/api/v1/broadcasts", json={"channel_id": tenant.channel_id, "text": "Hi"}, headers=auth
+        )
+    ).json()
+    sent = await client.post(f"/api/v1/broadcasts/{broadcast['id']}/send", headers=auth)
+    assert sent.json()["stats"]["total"] == 2
+    url = f"/api/v1/contacts/{gone['contact_id']}"
+    assert_error(await client.delete(url, headers=tenant.auth(Role.EDITOR)), 403, "forbidden")
+
+    response = await client.delete(url, headers=tenant.auth(Role.ADMIN))
+
+    assert response.status_code == 204 and response.content == b""
+    assert_error(await client.get(url, headers=auth), 404, "not_found")
+    assert_error(await client.delete(url, headers=auth), 404, "not_found")
+    after = (await client.get(f"/api/v1/broadcasts/{broadcast['id']}", headers=auth)).json()
+    assert after["stats"]["total"] == 2 - 1
+    conversation = await client.get(
+        f"/api/v1/conversations/{talk['conversation_id']}", headers=auth
+    )
+    assert conversation.status_code == 404
+    audit = (await client.get("/api/v1/audit", headers=auth)).json()["items"]
+    [entry] = [e for e in audit if e["action"] == "contact.erase"]
+    assert entry["target_id"] == gone["contact_id"]
+    assert "4915100000010" not in str(entry) and "Erase me" not in str(entry)

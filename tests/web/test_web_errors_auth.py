@@ -49,8 +49,15 @@ async def test_a_valid_token_is_accepted(client: httpx.AsyncClient, tenant) -> N
 
 
 async def test_unknown_route_is_a_json_404(client: httpx.AsyncClient, assert_error) -> None:
-    assert_error(await client.get("/nope"), 404, "not_found")
     assert_error(await client.get("/api/v1/nope"), 404, "not_found")
+    assert_error(await client.get("/webhooks/nope"), 404, "not_found")
+
+
+async def test_unknown_console_page_is_an_html_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/nope")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert "<h1>Not found</h1>" in response.text
 
 
 async def test_wrong_method_is_a_json_405(client: httpx.AsyncClient, tenant, assert_error) -> None:

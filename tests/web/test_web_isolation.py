@@ -76,6 +76,8 @@ def by_id_cases(w: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None
         ("GET", f"/api/v1/channels/{ch}/links/qr.png", None),
         ("GET", f"/api/v1/channels/{ch}/links/qr.svg", None),
         ("GET", f"/api/v1/contacts/{ct}", None),
+        ("GET", f"/api/v1/contacts/{ct}/export", None),
+        ("DELETE", f"/api/v1/contacts/{ct}", None),
         ("GET", f"/api/v1/broadcasts/{bc}", None),
         ("POST", f"/api/v1/broadcasts/{bc}/send", None),
         ("POST", f"/api/v1/broadcasts/{bc}/pause", None),
@@ -108,6 +110,7 @@ def list_cases(w: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         ("GET", "/api/v1/contacts", {}),
         ("GET", "/api/v1/contacts", {"channel_id": ch}),
         ("GET", "/api/v1/contacts", {"topic": "sport"}),
+        ("GET", "/api/v1/contacts", {"search": "490"}),
         ("GET", "/api/v1/broadcasts", {}),
         ("GET", "/api/v1/conversations", {}),
         ("GET", "/api/v1/conversations", {"channel_id": ch}),
@@ -147,6 +150,8 @@ async def test_a_sees_nothing_changed_by_b(client: httpx.AsyncClient, world) -> 
     assert conversation["status"] == "open"
     messages = (await client.get(f"{conversation_url}/messages", headers=auth)).json()["items"]
     assert [m["text"] for m in messages] == ["hello from A"]
+    contact = await client.get(f"/api/v1/contacts/{world['contact']}", headers=auth)
+    assert contact.status_code == 200 and contact.json()["consent_history"]
 
 
 async def test_b_lists_none_of_as_rows(client: httpx.AsyncClient, world) -> None:

@@ -83,11 +83,11 @@ async def test_phone_inbox_is_a_list(client: httpx.AsyncClient, tenant, runtime:
 
 
 async def test_sandbox_is_not_mounted_when_disabled(
-    tmp_path, runtime: Runtime, tenant, assert_error
+    tmp_path, database_url: str, runtime: Runtime, tenant, assert_error
 ) -> None:
     settings = Settings(
         data_dir=tmp_path,
-        database_url=f"sqlite:///{tmp_path}/t.db",
+        database_url=database_url,
         demo=False,
         sandbox_enabled=False,
     )

@@ -1,9 +1,11 @@
-"""``rundfunk``: serve, migrate, and the admin verbs for workspaces, members, tokens,
-channels and broadcasts. Each command is a thin call into a service verb."""
+"""``rundfunk``: serve, worker, migrate, and the admin verbs for workspaces, members,
+tokens, channels and broadcasts. Each command is a thin call into a service verb."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -13,12 +15,13 @@ import typer
 
 from rundfunk.config import Settings
 from rundfunk.db.migrate import upgrade
-from rundfunk.db.session import Database
+from rundfunk.db.session import MIGRATION_LOCK, Database
 from rundfunk.services import bootstrap, broadcasts, channels
 from rundfunk.services import workspaces as ws
 from rundfunk.services.actors import Actor, Role
 from rundfunk.services.errors import ServiceError
 from rundfunk.services.secrets import SecretBox
+from rundfunk.worker.ownership import SqliteOwnership, WorkerAlreadyRunning
 
 T = TypeVar("T")
 
@@ -46,7 +49,8 @@ def _run(work: Callable[[Database], Awaitable[T]]) -> T:
     async def main() -> T:
         db = Database(Settings().resolved_database_url)
         try:
-            await upgrade(db)
+            async with db.exclusive(MIGRATION_LOCK):
+                await upgrade(db)
             return await work(db)
         finally:
             await db.dispose()
@@ -73,16 +77,20 @@ def serve(
     """Start the web UI, the API and (by default) the worker in one process."""
     import uvicorn
 
+    from rundfunk.logs import configure_logging
     from rundfunk.web.app import create_app
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
+    configure_logging(settings)
+    if worker:
+        _refuse_second_sqlite_worker(settings)
     demo = _run(bootstrap.ensure_demo) if settings.demo else None
     typer.echo(f"Rundfunk is starting on {settings.public_url}")
     if demo is not None:
         typer.echo(
             "\nFirst start: a demo workspace with a sandbox channel was created.\n"
-            f"  URL:       {settings.public_url}\n"
+            f"  console:   {settings.public_url}  (sign in; try the phone simulator)\n"
             f"  login:     {demo.email}\n"
             f"  password:  {demo.password}\n"
             f"  API token: {demo.token}\n"
@@ -96,8 +104,70 @@ def serve(
         create_app(settings, run_worker=worker),
         host=settings.host,
         port=settings.port,
-        log_level="info",
+        log_config=None,  # keep configure_logging's format (JSON or text) for uvicorn too
+        # Open live-update streams (Server-Sent Events) must not hold up a shutdown.
+        timeout_graceful_shutdown=5,
     )
+
+
+def _refuse_second_sqlite_worker(settings: Settings) -> None:
+    """A clear message before the web server starts (the worker's lock is the guard)."""
+    url = settings.resolved_database_url
+    if not url.startswith("sqlite"):
+        return
+    probe = SqliteOwnership(url)
+    try:
+        probe.acquire()
+    except WorkerAlreadyRunning as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    probe.release()
+
+
+@app.command()
+def worker() -> None:
+    """Run the dispatcher and scheduler without the web server (scaled mode).
+
+    Any number may run on PostgreSQL; on SQLite only one process may send. SIGTERM or
+    SIGINT: in-flight sends finish, claimed but unsent work goes back to the queue,
+    and the process exits 0.
+    """
+    from rundfunk.logs import configure_logging
+    from rundfunk.metrics import start_metrics_server
+    from rundfunk.worker.runtime import Runtime
+
+    settings = Settings()
+    configure_logging(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        runtime = await Runtime.create(settings, run_worker=True)
+        engine = "SQLite" if runtime.db.is_sqlite else "PostgreSQL"
+        typer.echo(f"Rundfunk worker is running on {engine} (pid {os.getpid()})")
+        sys.stdout.flush()
+        try:
+            await stop.wait()
+            typer.echo("stopping: finishing in-flight sends, releasing unsent work")
+            sys.stdout.flush()
+        finally:
+            await runtime.close()
+        typer.echo(
+            f"worker stopped: {runtime.dispatcher.sent} sent, "
+            f"{runtime.dispatcher.released} released"
+        )
+
+    metrics = start_metrics_server(settings)  # RUNDFUNK_METRICS_PORT, when set
+    try:
+        asyncio.run(main())
+    except WorkerAlreadyRunning as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
 
 
 @app.command()

@@ -13,11 +13,17 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 _IMMEDIATE = "rundfunk_immediate"
+
+# PostgreSQL: the channel idle workers LISTEN on, and the advisory lock keys (any
+# bigint; advisory locks are per database, so one database is one Rundfunk).
+WORK_CHANNEL = "rundfunk_work"
+MIGRATION_LOCK = 0x52_46_00_01
+SCHEDULER_LOCK = 0x52_46_00_02
 
 
 def async_url(url: str) -> str:
@@ -65,8 +71,44 @@ class Database:
         async with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    @property
+    def libpq_url(self) -> str:
+        """The URL in the form asyncpg (and libpq) take: ``postgresql://…``."""
+        url = make_url(self.url).set(drivername="postgresql")
+        return url.render_as_string(hide_password=False)
+
+    @asynccontextmanager
+    async def exclusive(self, key: int) -> AsyncIterator[None]:
+        """Hold a PostgreSQL advisory lock for the block, on a connection of its own.
+
+        Several processes started together on an empty database must not migrate it
+        at once. SQLite needs nothing: its file lock already serialises writers.
+        """
+        if self.is_sqlite:
+            yield
+            return
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                await conn.commit()
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def notify_work(conn: AsyncConnection) -> None:
+    """Wake idle workers when this transaction commits (PostgreSQL ``NOTIFY``).
+
+    PostgreSQL delivers a notification only on commit, and once per transaction however
+    often it was sent, so calling this next to the write is "after commit" for free.
+    On SQLite there is no other worker to wake (the process wakes its own dispatcher).
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text(f"NOTIFY {WORK_CHANNEL}"))
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

@@ -65,7 +65,35 @@ members = Table(
     Column("role", String(16), nullable=False),  # owner | admin | editor | agent
     Column("password_hash", String(200)),  # argon2; NULL until a password is set
     _created(),
+    # The console's language for this member: "en" or "de"; NULL means English.
+    Column("locale", String(8)),
+    # An invitation to set a password: sha256 of the one-time link's token.
+    Column("invite_hash", String(64), unique=True),
+    Column("invite_expires_at", UTCDateTime()),
     UniqueConstraint("workspace_id", "email"),
+)
+
+# Console logins. Only the cookie's hash is stored; the CSRF token is per session.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    _created(),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index(None, "member_id"),
+)
+
+# Failed console logins per e-mail address and per client address (throttling).
+login_attempts = Table(
+    "login_attempts",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failure_at", UTCDateTime(), nullable=False),
+    Column("locked_until", UTCDateTime()),
 )
 
 api_tokens = Table(
@@ -249,7 +277,21 @@ conversations = Table(
     Column("last_inbound_at", UTCDateTime()),
     Column("last_message_at", UTCDateTime(), nullable=False),
     _created(),
+    # When a member last opened the thread: newer inbound messages are unread.
+    Column("agent_last_seen_at", UTCDateTime()),
     Index(None, "workspace_id", "status"),
+)
+
+# Canned responses: short answers an agent inserts by their short code.
+canned_responses = Table(
+    "canned_responses",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _ws(),
+    Column("short_code", String(64), nullable=False),
+    Column("text", Text, nullable=False),
+    _created(),
+    UniqueConstraint("workspace_id", "short_code"),
 )
 
 messages = Table(

@@ -1,19 +1,29 @@
-"""Broadcasts as the API shows them: stats by status, topic keys, deliveries."""
+"""Broadcasts as the API shows them: stats by status, topic keys, deliveries.
+
+Also the console's read-only helpers around composing: the live recipient count, a
+sample contact for the preview, failures by reason, and a dry run of the compose checks.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from rundfunk.core import personalize
 from rundfunk.core.deliveries import DeliveryStatus
 from rundfunk.db.session import Database
-from rundfunk.db.tables import broadcasts, contacts, deliveries, topics
-from rundfunk.services.actors import Actor
+from rundfunk.db.tables import broadcasts, channels, contacts, deliveries, members, topics
+from rundfunk.services.actors import Actor, Role
+from rundfunk.services.audience import audience_size
+from rundfunk.services.content import compose
 from rundfunk.services.errors import Invalid, NotFound
+from rundfunk.services.media import check_media_url
 from rundfunk.services.recipient_cap import DEFERRED_CODE
+from rundfunk.services.topics import topic_ids_for_keys
 
 STATS = ("total", "queued", "deferred", "sent", "delivered", "read", "failed", "skipped")
 
@@ -161,3 +171,124 @@ async def list_deliveries(
     async with db.read() as conn:
         await owned(conn, actor, broadcast_id)
         return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def failure_reasons(
+    db: Database, *, actor: Actor, broadcast_id: int, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Failed and skipped deliveries grouped by why, most frequent first."""
+    count = func.count().label("count")
+    query = (
+        select(deliveries.c.status, deliveries.c.error_code, deliveries.c.error_reason, count)
+        .where(
+            deliveries.c.broadcast_id == broadcast_id,
+            deliveries.c.status.in_((DeliveryStatus.FAILED.value, DeliveryStatus.SKIPPED.value)),
+        )
+        .group_by(deliveries.c.status, deliveries.c.error_code, deliveries.c.error_reason)
+        .order_by(count.desc(), deliveries.c.status)
+        .limit(limit)
+    )
+    async with db.read() as conn:
+        await owned(conn, actor, broadcast_id)
+        return [dict(row._mapping) for row in await conn.execute(query)]
+
+
+async def _channel_kind(conn: AsyncConnection, actor: Actor, channel_id: int) -> str:
+    kind = await conn.scalar(
+        select(channels.c.kind).where(
+            channels.c.id == channel_id, channels.c.workspace_id == actor.workspace_id
+        )
+    )
+    if kind is None:
+        raise NotFound(f"no channel {channel_id}", field="channel_id")
+    return str(kind)
+
+
+async def recipient_count(
+    db: Database, *, actor: Actor, channel_id: int, topic_keys: Sequence[str] = ()
+) -> int:
+    """How many people a broadcast to this channel (and these topics) would reach now."""
+    async with db.read() as conn:
+        await _channel_kind(conn, actor, channel_id)
+        topic_ids = await topic_ids_for_keys(conn, actor.workspace_id, list(topic_keys))
+        return await audience_size(conn, channel_id, topic_ids)
+
+
+async def sample_contact(db: Database, *, actor: Actor, channel_id: int) -> dict[str, Any] | None:
+    """The channel's newest subscriber, as personalization sees a contact (for previews)."""
+    async with db.read() as conn:
+        row = (
+            await conn.execute(
+                select(
+                    contacts.c.id,
+                    contacts.c.address,
+                    contacts.c.name,
+                    contacts.c.language,
+                    contacts.c.attributes,
+                )
+                .where(
+                    contacts.c.workspace_id == actor.workspace_id,
+                    contacts.c.channel_id == channel_id,
+                    contacts.c.status == "subscribed",
+                )
+                .order_by(contacts.c.id.desc())
+                .limit(1)
+            )
+        ).first()
+    return dict(row._mapping) if row is not None else None
+
+
+async def check_compose(
+    db: Database,
+    *,
+    actor: Actor,
+    channel_id: int,
+    text: str | None,
+    topic_keys: Sequence[str] = (),
+    media_url: str | None = None,
+    template: Mapping[str, Any] | None = None,
+) -> int:
+    """What ``create_broadcast`` would refuse, checked without writing: the console's
+    confirmation step names the count before anything exists. Returns the audience size.
+    """
+    actor.require(Role.EDITOR)
+    if text is not None and template is None:
+        try:
+            personalize.validate(text)
+        except personalize.PersonalizationError as exc:
+            raise Invalid(f"text: {exc}", field="text") from exc
+    check_media_url(media_url)
+    async with db.read() as conn:
+        kind = await _channel_kind(conn, actor, channel_id)
+        await compose(
+            conn,
+            kind=kind,
+            channel_id=channel_id,
+            text=text,
+            media_url=media_url,
+            template=template,
+            broadcast=True,
+        )
+        topic_ids = await topic_ids_for_keys(conn, actor.workspace_id, list(topic_keys))
+        size = await audience_size(conn, channel_id, topic_ids)
+    if size == 0:
+        raise Invalid(
+            "audience is empty: nobody on this channel"
+            + (" subscribed to these topics" if topic_ids else " has opted in"),
+            field="audience",
+        )
+    return size
+
+
+async def creator_names(db: Database, *, actor: Actor, labels: Sequence[str]) -> dict[str, str]:
+    """Display names for ``created_by`` labels like ``member:3`` (names only, no e-mail)."""
+    ids = {int(label[7:]) for label in labels if re.fullmatch(r"member:\d+", label)}
+    if not ids:
+        return {}
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(members.c.id, members.c.name).where(
+                members.c.workspace_id == actor.workspace_id, members.c.id.in_(ids)
+            )
+        )
+        return {f"member:{member_id}": name for member_id, name in rows if name}

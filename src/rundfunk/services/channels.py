@@ -171,6 +171,7 @@ async def update_channel(
             if row.kind == "whatsapp":
                 current = {**row.settings, **(box.open(row.credentials) if row.credentials else {})}
                 settings, credentials = split_whatsapp(config, existing=current)
+                settings = _check_settings(row.kind, settings)  # keywords, as on create
                 values.update(settings=settings, credentials=box.seal(credentials))
             else:
                 values["settings"] = _check_settings(row.kind, {**row.settings, **config})
@@ -217,6 +218,20 @@ async def get_channel(
     if row is None:
         raise NotFound(f"no channel {channel_id}")
     return _public(row, actor, box)
+
+
+async def channel_settings(db: Database, *, actor: Actor, channel_id: int) -> dict[str, Any]:
+    """The channel's plain settings (keywords, rates; never its secrets), for its edit form."""
+    actor.require(Role.ADMIN)
+    async with db.read() as conn:
+        found = await conn.scalar(
+            select(channels.c.settings).where(
+                channels.c.id == channel_id, channels.c.workspace_id == actor.workspace_id
+            )
+        )
+    if found is None:
+        raise NotFound(f"no channel {channel_id}")
+    return dict(found)
 
 
 async def require_kind(db: Database, *, actor: Actor, channel_id: int, kind: str) -> dict[str, Any]:

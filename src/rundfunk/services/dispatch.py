@@ -1,10 +1,12 @@
 """The deliveries table as a queue: claim due work with a lease, record outcomes.
 
 A claim flips a chunk of due rows to ``sending`` with a lease in one statement
-(``FOR UPDATE SKIP LOCKED`` on PostgreSQL; on SQLite one dispatcher owns the file).
-Outcomes of a whole chunk are written back in one transaction. A row whose lease
-ran out (its worker died) goes back to the queue: on the sandbox the phone's
-receipt and the row's ``sent`` commit together, so a requeued row was never sent.
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number of workers claim side by
+side and never the same row; on SQLite one dispatcher owns the file). Outcomes of a
+whole chunk are written back in one transaction. A row whose lease ran out (its
+worker died) goes back to the queue: on the sandbox the phone's receipt and the
+row's ``sent`` commit together, so a requeued row was never sent. A worker that is
+told to stop gives back what it claimed but never sent at once (``release``).
 """
 
 from __future__ import annotations
@@ -21,18 +23,18 @@ from sqlalchemy.sql.elements import ColumnElement
 from rundfunk.channels.base import OutboundMessage
 from rundfunk.core import errors, personalize
 from rundfunk.core.deliveries import DeliveryStatus
-from rundfunk.db.session import Database
+from rundfunk.db.session import Database, notify_work
 from rundfunk.db.tables import (
     broadcasts,
     channels,
     contacts,
     deliveries,
     messages,
-    subscriptions,
     workspaces,
 )
 from rundfunk.db.types import utcnow
 from rundfunk.services import content
+from rundfunk.services.consent_check import consents, topic_members
 from rundfunk.services.recipient_cap import hold_back_over_cap
 
 QUEUED, SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
@@ -84,6 +86,8 @@ class SendOutcome:
     # Held back before sending (the pair-rate guard): try again this much later.
     defer_seconds: float | None = None
     defer_reason: str | None = None
+    # Claimed but never sent because the worker is stopping: goes back via ``release``.
+    released: bool = False
 
 
 async def claim(db: Database, *, limit: int, lease_seconds: float) -> list[SendJob]:
@@ -122,10 +126,16 @@ async def _claim_ids(
         .order_by(table.c.next_attempt_at, table.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True, of=table)
+        # MATERIALIZED: as a plain sub-select PostgreSQL ran it again for every row of
+        # the UPDATE (a semi join), skipped the rows it had just updated, and so claimed
+        # every due row instead of ``limit`` of them. Run once, it locks one chunk.
+        .cte("due")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
     claimed = await conn.execute(
         update(table)
-        .where(table.c.id.in_(due.scalar_subquery()))
+        # (The status check is redundant with the locked sub-select; it is a guard.)
+        .where(table.c.id.in_(select(due.c.id)), table.c.status == QUEUED)
         .values(status=SENDING, lease_until=lease, attempts=table.c.attempts + 1, **extra)
         .returning(table.c.id)
     )
@@ -173,15 +183,16 @@ async def _claim_deliveries(
             .join(contacts, contacts.c.id == deliveries.c.contact_id)
             .join(workspaces, workspaces.c.id == broadcasts.c.workspace_id)
             .where(deliveries.c.id.in_(ids))
+            .order_by(deliveries.c.next_attempt_at, deliveries.c.id)  # the claim's order
         )
     ).all()
     # Re-check consent at claim time: whoever said STOP after the fan-out is skipped.
     # (The dispatcher checks once more right before each send: see still_wanted.)
-    in_topics = await _topic_members(conn, rows)
+    in_topics = await topic_members(conn, rows)
     jobs: list[SendJob] = []
     skipped: list[int] = []
     for row in rows:
-        if not _consents(row.contact_status, row.blocked, row.topic_ids, row, in_topics):
+        if not consents(row.contact_status, row.blocked, row.topic_ids, row, in_topics):
             skipped.append(row.id)
             continue
         jobs.append(
@@ -221,59 +232,6 @@ async def _claim_deliveries(
     return jobs
 
 
-def _consents(
-    status: str, blocked: bool, topic_ids: Sequence[int], item: Any, in_topics: set[tuple[int, int]]
-) -> bool:
-    if status != "subscribed" or blocked:
-        return False
-    return not topic_ids or (item.contact_id, item.broadcast_id) in in_topics
-
-
-async def still_wanted(db: Database, jobs: Sequence[SendJob]) -> set[int]:
-    """The ids of these broadcast deliveries whose contact still consents right now.
-
-    Checked immediately before sending, because a claimed chunk can wait seconds on
-    the rate limiter and a STOP in that time must still be honoured.
-    """
-    deliveries_only = [job for job in jobs if job.table == "deliveries"]
-    if not deliveries_only:
-        return set()
-    async with db.read() as conn:
-        found = await conn.execute(
-            select(contacts.c.id, contacts.c.status, contacts.c.blocked).where(
-                contacts.c.id.in_({job.contact_id for job in deliveries_only})
-            )
-        )
-        state = {row.id: (row.status, row.blocked) for row in found}
-        in_topics = await _topic_members(conn, deliveries_only)
-    return {
-        job.id
-        for job in deliveries_only
-        if job.contact_id in state
-        and _consents(*state[job.contact_id], job.topic_ids, job, in_topics)
-    }
-
-
-async def _topic_members(conn: AsyncConnection, rows: Sequence[Any]) -> set[tuple[int, int]]:
-    """(contact, broadcast) pairs where the contact is still in one of its topics."""
-    wanted = [r for r in rows if r.topic_ids]
-    if not wanted:
-        return set()
-    found = await conn.execute(
-        select(subscriptions.c.contact_id, subscriptions.c.topic_id).where(
-            subscriptions.c.contact_id.in_({r.contact_id for r in wanted})
-        )
-    )
-    topics_of: dict[int, set[int]] = {}
-    for contact_id, topic_id in found:
-        topics_of.setdefault(contact_id, set()).add(topic_id)
-    return {
-        (r.contact_id, r.broadcast_id)
-        for r in wanted
-        if topics_of.get(r.contact_id, set()) & set(r.topic_ids)
-    }
-
-
 async def _claim_messages(
     conn: AsyncConnection, now: datetime, lease: datetime, limit: int
 ) -> list[SendJob]:
@@ -293,6 +251,9 @@ async def _claim_messages(
         select(messages, contacts.c.address, contacts.c.name.label("contact_name"))
         .join(contacts, contacts.c.id == messages.c.contact_id)
         .where(messages.c.id.in_(ids))
+        # Sent in the order they were queued: one person's welcome before a later
+        # confirmation (PostgreSQL returns an IN list in no particular order).
+        .order_by(messages.c.next_attempt_at, messages.c.id)
     )
     return [
         SendJob(
@@ -309,6 +270,39 @@ async def _claim_messages(
         )
         for row in rows
     ]
+
+
+async def release(db: Database, jobs: Sequence[SendJob]) -> int:
+    """Give claimed but unsent jobs back to the queue now (a worker is stopping).
+
+    Nothing went out for them, so the attempt is not counted and they are due at
+    once; other workers hear of them by ``NOTIFY`` instead of waiting for a lease.
+    """
+    if not jobs:
+        return 0
+    now = utcnow()
+    total = 0
+    async with db.write() as conn:
+        for table in (deliveries, messages):
+            ids = [job.id for job in jobs if job.table == table.name]
+            if not ids:
+                continue
+            extra = {"updated_at": now} if table is deliveries else {}
+            done = await conn.execute(
+                update(table)
+                .where(table.c.id.in_(ids), table.c.status == SENDING)
+                .values(
+                    status=QUEUED,
+                    lease_until=None,
+                    next_attempt_at=now,
+                    attempts=table.c.attempts - 1,
+                    **extra,
+                )
+            )
+            total += int(done.rowcount or 0)
+        if total:
+            await notify_work(conn)
+    return total
 
 
 async def requeue_expired(
@@ -351,4 +345,6 @@ async def requeue_expired(
                 .values(status=QUEUED, lease_until=None, next_attempt_at=now)
             )
             total += int(done.rowcount or 0)
+        if total:
+            await notify_work(conn)  # any worker may take them, not only ours
     return total

@@ -6,9 +6,11 @@ from __future__ import annotations
 class ServiceError(Exception):
     code = "error"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # The input that caused it, when there is one: forms show the message next to it.
+        self.field = field
 
 
 class NotFound(ServiceError):
@@ -39,3 +41,9 @@ class Upstream(ServiceError):
     """The messenger platform refused or failed a request made on the caller's behalf."""
 
     code = "platform_error"
+
+
+class Throttled(ServiceError):
+    """Too many failed attempts: try again later."""
+
+    code = "throttled"

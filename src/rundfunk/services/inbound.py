@@ -21,6 +21,7 @@ from rundfunk.channels.base import InboundMessage
 from rundfunk.core.keywords import Decision, InboundAction, KeywordConfig, classify
 from rundfunk.db.session import Database
 from rundfunk.db.tables import channels, contacts, conversations, messages, topics, workspaces
+from rundfunk.metrics import INBOUND_MESSAGES
 from rundfunk.services import subscriptions
 from rundfunk.services.content import menu_content
 from rundfunk.services.outbox import queue_message
@@ -39,6 +40,7 @@ class Outcome:
     message_id: int | None
     conversation_id: int | None = None
     duplicate: bool = False
+    channel_kind: str = "unknown"
 
 
 @dataclass
@@ -87,7 +89,7 @@ async def receive(db: Database, *, channel_id: int, event: InboundMessage) -> Ou
     for attempt in (1, 2):
         try:
             async with db.write() as conn:
-                return await _receive(conn, channel_id, event)
+                outcome = await _receive(conn, channel_id, event)
         except IntegrityError:
             async with db.read() as conn:
                 duplicate = await _duplicate(conn, channel_id, event)
@@ -95,6 +97,12 @@ async def receive(db: Database, *, channel_id: int, event: InboundMessage) -> Ou
                 return duplicate
             if attempt == 2:
                 raise
+        else:
+            if not outcome.duplicate:  # counted once committed, and once per message
+                INBOUND_MESSAGES.labels(
+                    channel_kind=outcome.channel_kind, action=outcome.action.value
+                ).inc()
+            return outcome
     raise AssertionError("unreachable")
 
 
@@ -175,7 +183,13 @@ async def _receive(conn: AsyncConnection, channel_id: int, event: InboundMessage
         conversation_id=conversation_id,
     )
     await _HANDLERS[decision.action](ctx)
-    return Outcome(decision.action, contact.id, ctx.message_id, ctx.conversation_id)
+    return Outcome(
+        decision.action,
+        contact.id,
+        ctx.message_id,
+        ctx.conversation_id,
+        channel_kind=channel.kind,
+    )
 
 
 def _command(event: InboundMessage) -> str | None:

@@ -1,4 +1,9 @@
-"""The team inbox: private conversations, agent replies, notes, assignment, resolution."""
+"""The team inbox: private conversations, agent replies, notes, assignment, resolution.
+
+A conversation is open (waiting for the team), pending (waiting for the contact; the
+contact's next message opens it again) or resolved. ``mark_seen`` records when a
+member last opened the thread: inbound messages after that are unread.
+"""
 
 from __future__ import annotations
 
@@ -327,6 +332,9 @@ async def assign(
         return await _get(conn, actor, conversation_id)
 
 
+_STATUS_ACTIONS = {"open": "reopen", "pending": "pending", "resolved": "resolve"}
+
+
 async def _set_status(
     db: Database, actor: Actor, conversation_id: int, status: str
 ) -> dict[str, Any]:
@@ -338,7 +346,7 @@ async def _set_status(
         await audit.record(
             conn,
             actor,
-            f"conversation.{'resolve' if status == 'resolved' else 'reopen'}",
+            f"conversation.{_STATUS_ACTIONS[status]}",
             target_type="conversation",
             target_id=conversation_id,
         )
@@ -351,3 +359,28 @@ async def resolve(db: Database, *, actor: Actor, conversation_id: int) -> dict[s
 
 async def reopen(db: Database, *, actor: Actor, conversation_id: int) -> dict[str, Any]:
     return await _set_status(db, actor, conversation_id, "open")
+
+
+async def set_pending(db: Database, *, actor: Actor, conversation_id: int) -> dict[str, Any]:
+    """Waiting for the contact: the contact's next message opens the conversation again."""
+    return await _set_status(db, actor, conversation_id, "pending")
+
+
+async def set_status(
+    db: Database, *, actor: Actor, conversation_id: int, status: str
+) -> dict[str, Any]:
+    """Open, pending or resolved, by name (the console's status buttons)."""
+    if status not in STATUSES:
+        raise Invalid(f"status must be one of {', '.join(STATUSES)}", field="status")
+    return await _set_status(db, actor, conversation_id, status)
+
+
+async def mark_seen(db: Database, *, actor: Actor, conversation_id: int) -> None:
+    """A member opened the thread: every message received until now counts as read."""
+    async with db.write() as conn:
+        await _get(conn, actor, conversation_id)
+        await conn.execute(
+            update(conversations)
+            .where(conversations.c.id == conversation_id)
+            .values(agent_last_seen_at=utcnow())
+        )

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rundfunk.core.deliveries import DeliveryStatus
+from rundfunk.db.session import notify_work
 from rundfunk.db.tables import messages
 from rundfunk.db.types import utcnow
 
@@ -24,7 +25,7 @@ async def queue_message(
     author_id: int | None = None,
     payload: dict[str, Any] | None = None,
 ) -> int:
-    """Store an outbound message as queued; the dispatcher sends it."""
+    """Store an outbound message as queued; the dispatcher sends it (woken on commit)."""
     now = utcnow()
     result = await conn.execute(
         messages.insert().values(
@@ -45,4 +46,5 @@ async def queue_message(
         )
     )
     assert result.inserted_primary_key is not None
+    await notify_work(conn)
     return int(result.inserted_primary_key[0])

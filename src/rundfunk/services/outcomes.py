@@ -2,12 +2,15 @@
 
 sent · retry with backoff · failed · unsubscribe (recipient gone, opted out) ·
 pause the broadcast · disable the channel; and a broadcast pauses itself once too
-large a share of its sends failed (see core.errors for the tree).
+large a share of its sends failed (see core.errors for the tree). Once committed,
+each outcome is counted in ``rundfunk_sends_total`` and each error in
+``rundfunk_send_errors_total`` by channel kind.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,11 +19,12 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from rundfunk import metrics
 from rundfunk.core import errors
 from rundfunk.core.deliveries import DeliveryStatus, retry_delay, should_pause
 from rundfunk.db.session import Database
-from rundfunk.db.tables import broadcasts, deliveries, messages
-from rundfunk.db.types import utcnow
+from rundfunk.db.tables import broadcasts, channels, deliveries, messages
+from rundfunk.db.types import UTCDateTime, utcnow
 from rundfunk.services import subscriptions as subs
 from rundfunk.services.actors import system_actor
 from rundfunk.services.channels import mark_disabled
@@ -138,6 +142,7 @@ async def record(
     result = RecordResult()
     plans: dict[str, list[dict[str, Any]]] = {"deliveries": [], "messages": []}
     failed_broadcasts: set[int] = set()
+    counted: list[tuple[int, str, str | None]] = []  # channel, outcome label, error code
     async with db.write() as conn:
         for outcome in outcomes:
             job, error = outcome.job, outcome.error
@@ -180,17 +185,61 @@ async def record(
             if plan["_status"] == DeliveryStatus.FAILED.value and job.broadcast_id is not None:
                 failed_broadcasts.add(job.broadcast_id)
             plans[job.table].append(plan)
+            counted.append((job.channel_id, _label(outcome, plan), _error_code(error)))
         for name, table in (("deliveries", deliveries), ("messages", messages)):
             if plans[name]:
                 await _write_plans(conn, table, plans[name], now)
         for broadcast_id in failed_broadcasts - set(result.paused_broadcasts):
             await _pause_if_failing(conn, broadcast_id, policy, result)
+        kinds = await _channel_kinds(conn, {channel_id for channel_id, _, _ in counted})
+    # Counted once committed (a chunk whose recording failed is sent again later), per
+    # chunk rather than per send: a label lookup takes a lock.
+    sends = Counter((kinds.get(c, "unknown"), label) for c, label, _ in counted)
+    codes = Counter((kinds.get(c, "unknown"), code) for c, _, code in counted if code)
+    for (kind, label), n in sends.items():
+        metrics.SENDS.labels(channel_kind=kind, outcome=label).inc(n)
+    for (kind, code), n in codes.items():
+        metrics.SEND_ERRORS.labels(channel_kind=kind, code=code).inc(n)
     return result
+
+
+_PLANNED_LABELS = {
+    DeliveryStatus.SENT.value: metrics.SENT,
+    DeliveryStatus.FAILED.value: metrics.FAILED,
+    DeliveryStatus.SKIPPED.value: metrics.SKIPPED,
+    QUEUED: metrics.RETRY,  # also a send put back while its broadcast pauses
+    SENDING: metrics.UNKNOWN,  # the status callback settles it
+}
+
+
+def _label(outcome: SendOutcome, plan: dict[str, Any]) -> str:
+    """The ``outcome`` label of ``rundfunk_sends_total`` for one recorded send."""
+    if outcome.defer_seconds is not None:
+        return metrics.DEFERRED
+    return _PLANNED_LABELS[plan["_status"]]
+
+
+def _error_code(error: errors.ChannelError | None) -> str | None:
+    """The ``code`` label: the provider's code, or the error's class for code-less ones."""
+    if error is None:
+        return None
+    return error.code or type(error).__name__
+
+
+async def _channel_kinds(conn: AsyncConnection, channel_ids: set[int]) -> dict[int, str]:
+    if not channel_ids:
+        return {}
+    rows = await conn.execute(
+        select(channels.c.id, channels.c.kind).where(channels.c.id.in_(channel_ids))
+    )
+    return {int(row.id): str(row.kind) for row in rows}
 
 
 async def _write_plans(
     conn: AsyncConnection, table: Table, plans: list[dict[str, Any]], now: datetime
 ) -> None:
+    # In id order: status webhooks lock the same rows in id order (no deadlock).
+    plans = sorted(plans, key=lambda plan: int(plan["_id"]))
     for plan in plans:
         plan["_sent"] = now if plan["_status"] == DeliveryStatus.SENT.value else None
     values: dict[str, Any] = {
@@ -205,7 +254,7 @@ async def _write_plans(
         values.update(
             error_code=bindparam("_code"),
             updated_at=now,
-            sent_at=func.coalesce(deliveries.c.sent_at, bindparam("_sent")),
+            sent_at=func.coalesce(deliveries.c.sent_at, bindparam("_sent", type_=UTCDateTime())),
         )
     # Only rows still in flight: a row the sandbox (or a fast status webhook) already
     # moved past "sending" keeps its newer state.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rundfunk.channels.base import InboundMessage, OutboundMessage, StatusUpdate
@@ -22,9 +22,17 @@ from rundfunk.channels.sandbox import SandboxBehaviour
 from rundfunk.core.deliveries import DeliveryStatus
 from rundfunk.core.errors import RetryableError
 from rundfunk.db.session import Database
-from rundfunk.db.tables import channels, deliveries, messages, sandbox_messages
+from rundfunk.db.tables import (
+    channels,
+    contacts,
+    conversations,
+    deliveries,
+    messages,
+    sandbox_messages,
+)
 from rundfunk.db.types import utcnow
 from rundfunk.services import inbound
+from rundfunk.services.actors import Actor, Role
 from rundfunk.services.batching import GroupBatcher
 from rundfunk.services.errors import Invalid, NotFound
 from rundfunk.services.statuses import apply_statuses, parse_callback
@@ -226,3 +234,159 @@ async def report_statuses(db: Database) -> int:
                 if updates:
                     changed += await apply_statuses(conn, channel_id=channel.id, updates=updates)
     return changed
+
+
+# -- the console's phone simulator (read-only, scoped to the member's workspace) --------
+
+THREAD_LIMIT = 100
+
+
+async def sandbox_channels(db: Database, *, actor: Actor) -> list[dict[str, Any]]:
+    """The workspace's sandbox channels, oldest first (the simulator's phones use one)."""
+    actor.require(Role.AGENT)
+    async with db.read() as conn:
+        rows = await conn.execute(
+            select(channels.c.id, channels.c.name, channels.c.status)
+            .where(channels.c.workspace_id == actor.workspace_id, channels.c.kind == "sandbox")
+            .order_by(channels.c.id)
+        )
+        return [dict(row._mapping) for row in rows]
+
+
+async def _owned_sandbox(conn: AsyncConnection, actor: Actor, channel_id: int) -> None:
+    found = await conn.scalar(
+        select(channels.c.id).where(
+            channels.c.id == channel_id,
+            channels.c.workspace_id == actor.workspace_id,
+            channels.c.kind == "sandbox",
+        )
+    )
+    if found is None:
+        raise NotFound(f"no sandbox channel {channel_id}")
+
+
+async def owned_sandbox_channel(db: Database, *, actor: Actor, channel_id: int) -> None:
+    """NotFound unless ``channel_id`` is a sandbox channel of the actor's workspace."""
+    actor.require(Role.AGENT)
+    async with db.read() as conn:
+        await _owned_sandbox(conn, actor, channel_id)
+
+
+async def phone_thread(
+    db: Database, *, actor: Actor, channel_id: int, address: str, limit: int = THREAD_LIMIT
+) -> list[dict[str, Any]]:
+    """Both sides of one simulated phone's chat, oldest first (the newest ``limit``).
+
+    What the phone wrote is stored as the business's inbound messages; it counts as
+    read once a member opened the conversation after it arrived. What the phone
+    received is its sandbox inbox, with the status the phone reported.
+    """
+    actor.require(Role.AGENT)
+    async with db.read() as conn:
+        await _owned_sandbox(conn, actor, channel_id)
+        contact = (
+            await conn.execute(
+                select(contacts.c.id, conversations.c.agent_last_seen_at)
+                .outerjoin(conversations, conversations.c.contact_id == contacts.c.id)
+                .where(contacts.c.channel_id == channel_id, contacts.c.address == address)
+            )
+        ).first()
+        sent: list[dict[str, Any]] = []
+        if contact is not None:
+            rows = await conn.execute(
+                select(messages.c.id, messages.c.text, messages.c.media_url, messages.c.created_at)
+                .where(
+                    messages.c.channel_id == channel_id,
+                    messages.c.contact_id == contact.id,
+                    messages.c.direction == "in",
+                )
+                .order_by(messages.c.id.desc())
+                .limit(limit)
+            )
+            seen = contact.agent_last_seen_at
+            sent = [
+                {
+                    "key": f"in-{row.id}",
+                    "mine": True,
+                    "text": row.text,
+                    "media_url": row.media_url,
+                    "at": row.created_at,
+                    "status": "read" if seen and seen >= row.created_at else "delivered",
+                }
+                for row in rows
+            ]
+        rows = await conn.execute(
+            select(
+                sandbox_messages.c.id,
+                sandbox_messages.c.text,
+                sandbox_messages.c.media_url,
+                sandbox_messages.c.received_at,
+                sandbox_messages.c.status,
+            )
+            .where(
+                sandbox_messages.c.channel_id == channel_id, sandbox_messages.c.address == address
+            )
+            .order_by(sandbox_messages.c.id.desc())
+            .limit(limit)
+        )
+        received = [
+            {
+                "key": f"out-{row.id}",
+                "mine": False,
+                "text": row.text,
+                "media_url": row.media_url,
+                "at": row.received_at,
+                "status": row.status,
+            }
+            for row in rows
+        ]
+    thread = sorted(sent + received, key=lambda item: (item["at"], item["key"]))
+    return thread[-limit:]
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+async def phones_fingerprint(
+    db: Database, *, actor: Actor, channel_id: int, addresses: list[str]
+) -> dict[str, list[Any]]:
+    """A cheap summary per phone that changes whenever its thread would look different:
+    newest received id and how many were delivered / read, when it last wrote, and
+    when a member last looked at its conversation. Walks the (channel, address) keys."""
+    actor.require(Role.AGENT)
+    wanted = list(dict.fromkeys(addresses))
+    prints: dict[str, list[Any]] = {address: [0, 0, 0, None, None] for address in wanted}
+    if not wanted:
+        return prints
+    async with db.read() as conn:
+        await _owned_sandbox(conn, actor, channel_id)
+        received = await conn.execute(
+            select(
+                sandbox_messages.c.address,
+                func.max(sandbox_messages.c.id),
+                func.sum(case((sandbox_messages.c.status == "delivered", 1), else_=0)),
+                func.sum(case((sandbox_messages.c.status == "read", 1), else_=0)),
+            )
+            .where(
+                sandbox_messages.c.channel_id == channel_id,
+                sandbox_messages.c.address.in_(wanted),
+            )
+            .group_by(sandbox_messages.c.address)
+        )
+        for address, newest, delivered, read in received:
+            prints[address][:3] = [int(newest), int(delivered or 0), int(read or 0)]
+        # The contact's last_inbound_at moves with every message the phone writes: read
+        # it through the (channel, address) key rather than scanning the messages.
+        written = await conn.execute(
+            select(
+                contacts.c.address,
+                contacts.c.last_inbound_at,
+                conversations.c.agent_last_seen_at,
+            )
+            .outerjoin(conversations, conversations.c.contact_id == contacts.c.id)
+            .where(contacts.c.channel_id == channel_id, contacts.c.address.in_(wanted))
+        )
+        for address, wrote, seen in written:
+            prints[address][3:] = [_stamp(wrote), _stamp(seen)]
+    return prints

@@ -20,7 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from rundfunk.channels.base import StatusUpdate
 from rundfunk.core.deliveries import DeliveryStatus, advance
 from rundfunk.db.tables import broadcasts, deliveries, messages
-from rundfunk.db.types import utcnow
+from rundfunk.db.types import UTCDateTime, utcnow
 from rundfunk.services.outcomes import RecordResult, RetryPolicy, Target, carry_out, plan_error
 
 
@@ -73,6 +73,18 @@ class _Context:
 
 
 def _rows(table: Table, channel_id: int, conditions: list[ColumnElement[bool]]) -> Select[Any]:
+    """The rows the statuses name, locked until the caller's transaction ends.
+
+    Each row's new state is worked out from the state read here, so two webhooks on
+    one row must not interleave: on PostgreSQL a "sent" planned from "sending" was
+    written over a "delivered" committed meanwhile, and the row stayed "sent". Locked
+    in id order, as the dispatcher writes its outcomes, so the two never deadlock.
+    (SQLite's BEGIN IMMEDIATE serializes them anyway; it has no FOR UPDATE.)
+    """
+    return _unlocked(table, channel_id, conditions).order_by(table.c.id).with_for_update(of=table)
+
+
+def _unlocked(table: Table, channel_id: int, conditions: list[ColumnElement[bool]]) -> Select[Any]:
     if table is deliveries:
         return (
             select(
@@ -133,7 +145,9 @@ async def _apply(
             values.update(
                 updated_at=context.now,
                 error_code=bindparam("_code"),
-                sent_at=func.coalesce(deliveries.c.sent_at, bindparam("_sent")),
+                sent_at=func.coalesce(
+                    deliveries.c.sent_at, bindparam("_sent", type_=UTCDateTime())
+                ),
             )
         await conn.execute(
             update(table).where(table.c.id == bindparam("_id")).values(**values), params

@@ -52,6 +52,12 @@ async def store_synced(
     items = {(i["name"], i["language"]): i for i in filter(None, map(_item, found))}
     now = utcnow()
     async with db.write() as conn:
+        # One sync of a channel at a time (the hourly one and a click can meet): on
+        # PostgreSQL two interleaved delete-then-insert runs both inserted the list and
+        # broke the unique key. (SQLite's BEGIN IMMEDIATE already serializes them.)
+        await conn.execute(
+            select(channels.c.id).where(channels.c.id == channel_id).with_for_update()
+        )
         await conn.execute(delete(templates).where(templates.c.channel_id == channel_id))
         if items:
             await conn.execute(

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import available_timezones
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from rundfunk.db.session import Database
 from rundfunk.db.tables import api_tokens, members, workspaces
 from rundfunk.db.types import utcnow
+from rundfunk.services import audit
 from rundfunk.services.actors import Actor, Role
 from rundfunk.services.errors import Conflict, Invalid, NotFound
 from rundfunk.services.secrets import hash_api_token, hash_password, new_api_token
@@ -37,6 +42,84 @@ DEFAULT_SETTINGS: dict[str, Any] = {
         "unsubscribe. Anything else you write reaches our team privately."
     ),
 }
+
+
+MAX_NAME = 200
+MAX_URL = 2000
+MAX_TEXT = 4096  # WhatsApp's limit for a text message body
+# What the confirmation texts may name: replaced when the text is sent.
+PLACEHOLDERS = ("workspace", "privacy_url", "imprint_url")
+TEXTS = ("welcome_text", "goodbye_text", "help_text")
+
+
+@cache
+def timezones() -> frozenset[str]:
+    """The IANA time zones this machine knows (Europe/Berlin, UTC, …)."""
+    return frozenset(available_timezones())
+
+
+def _check_url(key: str, value: str) -> str:
+    value = value.strip()
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if len(value) > MAX_URL or parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise Invalid(
+            f"{key}: an http:// or https:// address such as https://example.com/{key[:-4]}, "
+            "or empty",
+            field=key,
+        )
+    if any(char.isspace() for char in value):
+        raise Invalid(f"{key}: an address has no spaces", field=key)
+    return value
+
+
+def _check_text(key: str, value: str) -> str:
+    if not value.strip():
+        raise Invalid(f"{key}: must not be empty", field=key)
+    if len(value) > MAX_TEXT:
+        raise Invalid(f"{key}: at most {MAX_TEXT} characters", field=key)
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(value) if name is not None]
+    except ValueError:
+        raise Invalid(
+            f"{key}: a lone {{ or }}; placeholders look like {{workspace}}", field=key
+        ) from None
+    unknown = sorted({n for n in names if n not in PLACEHOLDERS})
+    if unknown:
+        raise Invalid(
+            f"{key}: unknown placeholder {{{unknown[0]}}}; available: "
+            + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS),
+            field=key,
+        )
+    return value
+
+
+def check_settings(changes: Mapping[str, str]) -> dict[str, str]:
+    """The changed settings as stored, or Invalid naming the field (``field=``)."""
+    unknown = set(changes) - (set(DEFAULT_SETTINGS) | {"name"})
+    if unknown:
+        raise Invalid(f"unknown settings: {', '.join(sorted(unknown))}")
+    checked: dict[str, str] = {}
+    for key, raw in changes.items():
+        if not isinstance(raw, str):
+            raise Invalid(f"{key}: must be text", field=key)
+        if key == "name":
+            value = raw.strip()
+            if not value or len(value) > MAX_NAME:
+                raise Invalid(f"name: 1 to {MAX_NAME} characters", field=key)
+        elif key == "timezone":
+            value = raw.strip()
+            if value not in timezones():
+                raise Invalid(
+                    f"timezone: {value!r} is not a time zone such as Europe/Berlin", field=key
+                )
+        elif key.endswith("_url"):
+            value = _check_url(key, raw)
+        else:
+            value = _check_text(key, raw)
+        checked[key] = value
+    return checked
 
 
 async def create_workspace(db: Database, *, slug: str, name: str | None = None) -> int:
@@ -82,9 +165,7 @@ async def update_settings(
     db: Database, *, actor: Actor, changes: Mapping[str, str]
 ) -> dict[str, Any]:
     actor.require(Role.ADMIN)
-    unknown = set(changes) - (set(DEFAULT_SETTINGS) | {"name"})
-    if unknown:
-        raise Invalid(f"unknown settings: {', '.join(sorted(unknown))}")
+    changes = check_settings(changes)
     async with db.write() as conn:
         row = (
             await conn.execute(
@@ -98,6 +179,7 @@ async def update_settings(
         await conn.execute(
             update(workspaces).where(workspaces.c.id == actor.workspace_id).values(**values)
         )
+        await audit.record(conn, actor, "workspace.settings", details={"fields": sorted(changes)})
     return await get_settings(db, actor.workspace_id)
 
 

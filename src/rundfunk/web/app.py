@@ -1,4 +1,5 @@
-"""The FastAPI application: REST API v1, the sandbox phones, health, and the Runtime's life.
+"""The FastAPI application: REST API v1, webhooks, the console, the sandbox phones,
+health, readiness and metrics (web.ops), and the Runtime's life.
 
 ``create_app`` wires routes and error handlers; its lifespan opens the process's
 ``Runtime`` (database, channels, and the in-process worker unless told otherwise) or
@@ -15,7 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from rundfunk import __version__
 from rundfunk.config import Settings
-from rundfunk.web import sandbox, webhooks
+from rundfunk.web import ops, sandbox, webhooks
 from rundfunk.web.api import (
     audit,
     broadcasts,
@@ -28,8 +29,8 @@ from rundfunk.web.api import (
 )
 from rundfunk.web.deps import current_actor
 from rundfunk.web.errors import ERROR_RESPONSES, install_error_handlers
-from rundfunk.web.home import home_router
 from rundfunk.web.limits import BodyLimitMiddleware
+from rundfunk.web.ui import install_console
 from rundfunk.worker.runtime import Runtime
 
 # Generous for any JSON we accept (4096-character texts), small enough to shrug off junk.
@@ -90,13 +91,10 @@ def create_app(
         larger={UPLOAD_PATH: MAX_UPLOAD_BYTES},
     )
 
-    @app.get("/healthz", tags=["health"])
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    app.include_router(home_router(sandbox_enabled=settings.sandbox_enabled))
+    app.include_router(ops.router)
     app.include_router(api_router())
     app.include_router(webhooks.router)
+    install_console(app)
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
     return app

@@ -5,17 +5,19 @@ Service errors map to 4xx by class (``NotFound`` 404, ``Invalid`` 422, ``Conflic
 JSON to 400 ``bad_json``; a missing or unknown token to 401 with ``WWW-Authenticate:
 Bearer``; unknown routes to 404. Anything unexpected is logged and answered with a
 500 that carries no traceback. ``ERROR_RESPONSES`` declares the shape in OpenAPI.
+Console pages (any path outside the API, webhooks and sandbox) get the same errors as
+an HTML page instead, through ``app.state.html_error_page``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +28,7 @@ from rundfunk.services.errors import (
     Invalid,
     NotFound,
     ServiceError,
+    Throttled,
     Upstream,
 )
 
@@ -37,6 +40,7 @@ _SERVICE_STATUS: dict[type[ServiceError], int] = {
     Conflict: 409,
     Forbidden: 403,
     Upstream: 502,
+    Throttled: 429,
 }
 _HTTP_CODES = {
     400: "bad_request",
@@ -111,15 +115,41 @@ def describe_validation_errors(errors: Sequence[Any]) -> str:
     return "; ".join(parts) or "the request is not valid"
 
 
-async def _on_service_error(_request: Request, exc: Exception) -> JSONResponse:
+# Paths that answer machines; everything else is the console and gets an HTML page.
+_MACHINE_PATHS = (
+    "/api/",
+    "/webhooks/",
+    "/sandbox/",
+    "/openapi.json",
+    "/docs",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+)
+
+HtmlErrorPage = Callable[[Request, int, str], Awaitable[Response]]
+
+
+def _html_page(request: Request) -> HtmlErrorPage | None:
+    page: HtmlErrorPage | None = getattr(request.app.state, "html_error_page", None)
+    if page is None or request.url.path.startswith(_MACHINE_PATHS):
+        return None
+    return page
+
+
+async def _on_service_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ServiceError)
     status = next((code for cls, code in _SERVICE_STATUS.items() if isinstance(exc, cls)), 400)
+    if (page := _html_page(request)) is not None:
+        return await page(request, status, exc.message)
     return error_response(status, exc.code, exc.message)
 
 
-async def _on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
+    if (page := _html_page(request)) is not None:
+        return await page(request, 422, describe_validation_errors(errors))
     bad_json = next((e for e in errors if e.get("type") == "json_invalid"), None)
     if bad_json is not None:
         reason = bad_json.get("ctx", {}).get("error", "invalid JSON")
@@ -130,9 +160,11 @@ async def _on_validation_error(_request: Request, exc: Exception) -> JSONRespons
     return error_response(422, "invalid", describe_validation_errors(errors))
 
 
-async def _on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else "request failed"
+    if (page := _html_page(request)) is not None:
+        return await page(request, exc.status_code, detail)
     if exc.status_code == 400 and detail == _UNPARSABLE_BODY:
         return error_response(400, "bad_json", "the body could not be decoded as UTF-8 JSON")
     if exc.status_code == 404 and detail == "Not Found":

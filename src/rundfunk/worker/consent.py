@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from rundfunk.db.session import Database
 from rundfunk.services.batching import GroupBatcher
-from rundfunk.services.dispatch import SendJob, still_wanted
+from rundfunk.services.consent_check import still_wanted
+from rundfunk.services.dispatch import SendJob
 
 
 class ConsentGate:

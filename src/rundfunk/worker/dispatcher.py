@@ -4,6 +4,11 @@ One loop claims chunks of due work; each send runs as its own task (bounded by a
 semaphore), and a chunk's outcomes are recorded in one transaction when all its
 sends have finished. The next chunk is claimed while the current one is sending,
 so the platform never waits on our bookkeeping.
+
+Stopping (SIGTERM, SIGINT): sends already handed to the channel finish and are
+recorded; everything claimed but not yet sent (waiting for a slot, the limiter or
+the consent check) goes back to the queue at once (``dispatch.release``), so other
+workers take it over without waiting for a lease to run out.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 
 from rundfunk.channels.base import Channel
 from rundfunk.core import errors, personalize
+from rundfunk.core.ratelimit import Rate
 from rundfunk.db.session import Database
 from rundfunk.services import dispatch
 from rundfunk.services.dispatch import SendJob, SendOutcome
@@ -49,12 +55,28 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._chunks: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
+        self._limited: set[asyncio.Task[object]] = set()  # sends waiting on the limiter
         self.sent = 0
+        self.released = 0
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        self._stop = stop
+        stopping = asyncio.create_task(stop.wait())
+        try:
+            await self._loop(stop, stopping)
+        finally:
+            stopping.cancel()
+            # Sends waiting on the limiter give their jobs back instead of waiting on.
+            for task in list(self._limited):
+                task.cancel()
+            if self._chunks:  # finish in-flight sends before leaving
+                await asyncio.wait(self._chunks)
+
+    async def _loop(self, stop: asyncio.Event, stopping: asyncio.Task[bool]) -> None:
         while not stop.is_set():
             try:
                 jobs = await dispatch.claim(
@@ -69,21 +91,28 @@ class Dispatcher:
                 task.add_done_callback(self._chunks.discard)
                 # Keep at most two chunks in flight: one sending, one being recorded.
                 while len(self._chunks) >= 2 and not stop.is_set():
-                    await asyncio.wait(self._chunks, return_when=asyncio.FIRST_COMPLETED)
+                    await asyncio.wait(
+                        {*self._chunks, stopping}, return_when=asyncio.FIRST_COMPLETED
+                    )
                 continue
             self._wake.clear()
             waiter = asyncio.create_task(self._wake.wait())
-            stopper = asyncio.create_task(stop.wait())
             await asyncio.wait(
-                {waiter, stopper}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
+                {waiter, stopping}, timeout=self.poll_seconds, return_when=asyncio.FIRST_COMPLETED
             )
             waiter.cancel()
-            stopper.cancel()
-        if self._chunks:  # finish in-flight sends before leaving
-            await asyncio.wait(self._chunks)
 
     async def _chunk(self, jobs: list[SendJob]) -> None:
-        outcomes = await asyncio.gather(*(self._send(job) for job in jobs))
+        results = await asyncio.gather(*(self._send(job) for job in jobs))
+        outcomes = [o for o in results if not o.released]
+        unsent = [o.job for o in results if o.released]
+        if unsent:
+            try:
+                self.released += await dispatch.release(self.db, unsent)
+            except Exception:  # their leases run out and the scheduler requeues them
+                log.exception("releasing %d unsent jobs failed", len(unsent))
+        if not outcomes:
+            return
         try:
             result = await record(self.db, outcomes, policy=self.policy)
         except Exception:
@@ -107,6 +136,8 @@ class Dispatcher:
             return SendOutcome(
                 job, error=errors.PermanentError(f"personalization: {exc}", code="render")
             )
+        if self._stop.is_set():
+            return SendOutcome(job, released=True)
         async with self._slots:
             try:
                 channel: Channel = await self.registry.get(job.channel_id)
@@ -121,9 +152,12 @@ class Dispatcher:
                         defer_reason=f"pair rate: this person got a message moments ago; "
                         f"next in {wait:.1f}s",
                     )
-                await self.limiter.acquire(job.channel_id, rate)
+                if not await self._acquire(job.channel_id, rate):
+                    return SendOutcome(job, released=True)
                 if not await self.consent.allows(job):
                     return SendOutcome(job, skipped=True)
+                if self._stop.is_set():
+                    return SendOutcome(job, released=True)
                 result = await channel.send(message)
             except errors.ChannelError as exc:
                 if (
@@ -138,3 +172,25 @@ class Dispatcher:
                     job, error=errors.RetryableError(f"unexpected: {exc!r}", code="internal")
                 )
         return SendOutcome(job, provider_message_id=result.provider_message_id)
+
+    async def _acquire(self, channel_id: int, rate: Rate) -> bool:
+        """Wait for the limiter; False when the dispatcher stopped meanwhile.
+
+        The waiting send's task is cancelled by ``run`` on stop (cheaper than racing
+        every wait against the stop event: this is the hot path).
+        """
+        if self._stop.is_set():
+            return False
+        task = asyncio.current_task()
+        assert task is not None
+        self._limited.add(task)
+        try:
+            await self.limiter.acquire(channel_id, rate)
+        except asyncio.CancelledError:
+            if not self._stop.is_set():
+                raise
+            task.uncancel()
+            return False
+        finally:
+            self._limited.discard(task)
+        return True

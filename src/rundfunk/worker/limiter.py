@@ -2,7 +2,8 @@
 
 Each key (a channel: one WhatsApp number, one bot) keeps a theoretical arrival time;
 a send reserves the next slot and sleeps until it. Reservation is synchronous, so
-concurrent tasks on one event loop never race for a slot.
+concurrent tasks on one event loop never race for a slot. Every wait is observed in
+``rundfunk_limiter_wait_seconds``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import time
 
 from rundfunk.core.ratelimit import Rate, reserve, slow_down
+from rundfunk.metrics import LIMITER_WAIT_SECONDS
 
 
 class InProcessLimiter:
@@ -39,6 +41,7 @@ class InProcessLimiter:
 
     async def acquire(self, key: int, rate: Rate) -> None:
         wait = self.reserve(key, rate)
+        LIMITER_WAIT_SECONDS.observe(wait)
         if wait > 0:
             await asyncio.sleep(wait)
 

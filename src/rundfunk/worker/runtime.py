@@ -1,4 +1,10 @@
-"""Everything one Rundfunk process holds: database, secrets, channels, loops."""
+"""Everything one Rundfunk process holds: database, secrets, channels, loops.
+
+The worker part (dispatcher and scheduler) runs in ``rundfunk serve`` (embedded) or
+``rundfunk worker`` (scaled). On SQLite one process owns the file's worker
+(``ownership``); on PostgreSQL any number run side by side, woken by ``NOTIFY``
+(``wakeup``), with one of them scheduling (``election``).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +13,17 @@ import contextlib
 
 from rundfunk.config import Settings
 from rundfunk.db.migrate import upgrade
-from rundfunk.db.session import Database
+from rundfunk.db.session import MIGRATION_LOCK, Database
 from rundfunk.services import dispatch
 from rundfunk.services.outcomes import RetryPolicy
 from rundfunk.services.registry import ChannelRegistry
 from rundfunk.services.sandbox import DatabaseSandbox
 from rundfunk.services.secrets import SecretBox
 from rundfunk.worker.dispatcher import Dispatcher
+from rundfunk.worker.election import SchedulerLock
+from rundfunk.worker.ownership import SqliteOwnership
 from rundfunk.worker.scheduler import run_scheduler
+from rundfunk.worker.wakeup import WorkListener
 
 
 class Runtime:
@@ -40,18 +49,31 @@ class Runtime:
         )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self.ownership = SqliteOwnership(db.url) if db.is_sqlite else None
+        self.listener = None if db.is_sqlite else WorkListener(db.libpq_url, self.wake)
+        self.scheduler_lock = None if db.is_sqlite else SchedulerLock(db.libpq_url)
 
     @classmethod
     async def create(cls, settings: Settings, *, run_worker: bool = True) -> Runtime:
         db = Database(settings.resolved_database_url)
-        await upgrade(db)
+        async with db.exclusive(MIGRATION_LOCK):  # processes starting together migrate once
+            await upgrade(db)
         runtime = cls(settings, db)
         if run_worker:
-            await runtime.start_worker()
+            try:
+                await runtime.start_worker()
+            except BaseException:
+                await runtime.close()
+                raise
         return runtime
 
     async def start_worker(self) -> None:
-        if self.db.is_sqlite:
+        """Start the dispatcher and the scheduler in this process.
+
+        Raises ``WorkerAlreadyRunning`` on a SQLite file another process works on.
+        """
+        if self.ownership is not None:
+            self.ownership.acquire()
             # One dispatcher per SQLite file: whatever is still "sending" belonged to a
             # process that died. Its rows go back to the queue at once (see dispatch).
             await dispatch.requeue_expired(
@@ -68,17 +90,27 @@ class Runtime:
                     registry=self.registry,
                     settle_seconds=self.settings.settle_seconds,
                     template_sync_seconds=self.settings.template_sync_seconds,
+                    lock=self.scheduler_lock,
                 )
             ),
         ]
+        if self.listener is not None:
+            self._tasks.append(asyncio.create_task(self.listener.run(self._stop)))
 
     def wake(self) -> None:
         self.dispatcher.wake()
 
+    def stop(self) -> None:
+        """Begin a graceful stop (a signal handler may call this): see ``close``."""
+        self._stop.set()
+
     async def close(self) -> None:
+        """Stop the loops: in-flight sends finish, unsent claimed work is released."""
         self._stop.set()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.ownership is not None:
+            self.ownership.release()
         await self.registry.close()
         await self.db.dispose()

@@ -1,5 +1,9 @@
 """The scheduler: starts scheduled broadcasts, closes finished ones, requeues expired
-leases and lets the sandbox's phones report their statuses."""
+leases and lets the sandbox's phones report their statuses.
+
+On PostgreSQL every worker runs this loop, but only the holder of the scheduler lock
+(``election.SchedulerLock``) does the work; on SQLite the one worker process is the
+scheduler."""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from rundfunk.db.session import Database
 from rundfunk.db.tables import channels
 from rundfunk.services import broadcasts, dispatch, sandbox, templates
 from rundfunk.services.registry import ChannelRegistry
+from rundfunk.worker.election import SchedulerLock
 
 log = logging.getLogger(__name__)
 
@@ -29,22 +34,39 @@ async def run_scheduler(
     registry: ChannelRegistry | None = None,
     settle_seconds: float = 120.0,
     template_sync_seconds: float = 3600.0,
+    lock: SchedulerLock | None = None,
 ) -> None:
     syncer = TemplateSync(db, registry, every=template_sync_seconds) if registry else None
-    while not stop.is_set():
-        try:
-            if await broadcasts.start_due(db):
-                wake()
-            if await dispatch.requeue_expired(db, settle_seconds=settle_seconds):
-                wake()
-            await sandbox.report_statuses(db)
-            await broadcasts.finish_completed(db)
-            if syncer is not None:
-                await syncer.run_due()
-        except Exception:
-            log.exception("scheduler pass failed; trying again")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
+    try:
+        while not stop.is_set():
+            if lock is None or await lock.hold():
+                await _pass(db, wake, settle_seconds=settle_seconds, syncer=syncer)
+            # else another worker schedules: try for the lock again next pass
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
+    finally:
+        if lock is not None:
+            await lock.close()
+
+
+async def _pass(
+    db: Database,
+    wake: Callable[[], None],
+    *,
+    settle_seconds: float,
+    syncer: TemplateSync | None,
+) -> None:
+    try:
+        if await broadcasts.start_due(db):
+            wake()
+        if await dispatch.requeue_expired(db, settle_seconds=settle_seconds):
+            wake()
+        await sandbox.report_statuses(db)
+        await broadcasts.finish_completed(db)
+        if syncer is not None:
+            await syncer.run_due()
+    except Exception:
+        log.exception("scheduler pass failed; trying again")
 
 
 class TemplateSync:

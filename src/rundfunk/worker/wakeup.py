@@ -1,0 +1,62 @@
+"""Wake an idle dispatcher the moment work is queued in another process.
+
+Every write that makes work due (a broadcast fanned out or resumed, a message queued,
+rows released or requeued) sends ``NOTIFY rundfunk_work`` in its transaction, which
+PostgreSQL delivers on commit. Each worker keeps one connection that ``LISTEN``s and
+turns a notification into ``Dispatcher.wake``. The dispatcher's poll stays as the
+fallback, and for work that becomes due later (retries, deferrals) without any write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import asyncpg  # type: ignore[import-untyped]  # no stubs; used on two connections only
+
+from rundfunk.db.session import WORK_CHANNEL
+
+log = logging.getLogger(__name__)
+
+
+class WorkListener:
+    # How often the listening connection is checked (a dead TCP peer sends no error).
+    CHECK_SECONDS = 5.0
+    RECONNECT_SECONDS = 1.0
+
+    def __init__(self, dsn: str, wake: Callable[[], None]) -> None:
+        self._dsn = dsn
+        self._wake = wake
+        self.connected = asyncio.Event()
+        self.notifications = 0
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, _payload: str) -> None:
+        self.notifications += 1
+        self._wake()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Listen until ``stop``; reconnect whenever the connection breaks."""
+        while not stop.is_set():
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await asyncpg.connect(self._dsn, timeout=5)
+                await conn.add_listener(WORK_CHANNEL, self._on_notify)
+                self.connected.set()
+                self._wake()  # whatever was queued while we were not listening
+                while not stop.is_set():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=self.CHECK_SECONDS)
+                    await conn.fetchval("SELECT 1", timeout=5)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("listening for work failed (%s); polling until it is back", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.RECONNECT_SECONDS)
+            finally:
+                self.connected.clear()
+                if conn is not None and not conn.is_closed():
+                    try:
+                        await conn.close(timeout=5)
+                    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                        conn.terminate()
