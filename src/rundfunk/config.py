@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the web server binds to.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port the web server binds to.")
+    keepalive_seconds: int = Field(
+        default=75,
+        ge=1,
+        description=(
+            "How long the web server keeps an idle HTTP connection open. Keep it longer than "
+            "the idle timeout of any proxy or client in front (nginx 75 s, most HTTP "
+            "clients 5-60 s): the side that closes first races the other's next request."
+        ),
+    )
     base_url: str | None = Field(
         default=None,
         description="Public URL of this installation (for webhook URLs). Default: http://host:port",

@@ -107,6 +107,8 @@ def serve(
         log_config=None,  # keep configure_logging's format (JSON or text) for uvicorn too
         # Open live-update streams (Server-Sent Events) must not hold up a shutdown.
         timeout_graceful_shutdown=5,
+        # uvicorn's 5 s equals httpx's idle expiry: a reused connection raced the close.
+        timeout_keep_alive=settings.keepalive_seconds,
     )
 
 
