@@ -29,6 +29,14 @@ class Settings(BaseSettings):
             "(aiosqlite, asyncpg) is chosen internally. Default: SQLite in the data dir."
         ),
     )
+    redis_url: str | None = Field(
+        default=None,
+        description=(
+            "redis://host:port/db for the scaled mode: one rate limit per sender shared by "
+            "every worker, and live console updates fanned out to every web node. Without "
+            "it the limit is kept in PostgreSQL (or in process on SQLite)."
+        ),
+    )
     secret_key: str | None = Field(
         default=None,
         description=(

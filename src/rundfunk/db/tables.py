@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -356,4 +357,13 @@ sandbox_messages = Table(
     Column("read_at", UTCDateTime()),
     Index(None, "channel_id", "address"),
     Index(None, "status", "received_at"),
+)
+
+# The shared per-sender rate limit of scaled mode without Redis: one GCRA theoretical
+# arrival time per key (see core.ratelimit), updated in one statement per reservation.
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key", String(128), primary_key=True),
+    Column("tat", Float, nullable=False),  # seconds on the database server's clock
 )
