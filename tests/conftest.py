@@ -56,3 +56,25 @@ def database_url(tmp_path: Path) -> Iterator[str]:
             yield url
     except engines.PostgresUnavailable as exc:
         _unreachable(exc)
+
+
+REDIS_TEST_URL = os.environ.get("RUNDFUNK_TEST_REDIS", "redis://127.0.0.1:6379/15")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """Redis database 15 (``RUNDFUNK_TEST_REDIS``), emptied before and after the test.
+    Unreachable: skipped outside CI, failed in CI (``.ci/run`` starts Redis)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_TEST_URL, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except redis.RedisError as exc:
+        client.close()
+        _unreachable(Exception(f"Redis at {REDIS_TEST_URL} is unreachable ({exc})"))
+    try:
+        yield REDIS_TEST_URL
+    finally:
+        client.flushdb()
+        client.close()
