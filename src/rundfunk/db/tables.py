@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -366,4 +368,23 @@ rate_limits = Table(
     metadata,
     Column("key", String(128), primary_key=True),
     Column("tat", Float, nullable=False),  # seconds on the database server's clock
+)
+
+# Verified platform webhooks, stored as received before the route answers 200 (group
+# commit: one transaction for many POSTs) and applied afterwards in batches by any web
+# process (``services.webhook_inbox``). A row is deleted once applied; rows a crash left
+# are applied at the next start. ``claimed_until``/``claim`` lease a row whose inbound
+# messages are applied in transactions of their own; ``attempts`` counts failed tries.
+webhook_inbox = Table(
+    "webhook_inbox",
+    metadata,
+    # 64 bits: ~3,000 webhooks/s would use up a 32-bit id in about eight days.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+    Column("body", LargeBinary, nullable=False),  # the raw bytes the signature was checked on
+    Column("claimed_until", UTCDateTime()),
+    Column("claim", String(32)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
 )
