@@ -192,6 +192,41 @@ class Server:
         return done.stdout
 
 
+class WebOnly(Server):
+    """``rundfunk serve --no-worker``: the web node of the scaled topology."""
+
+    def start(self) -> None:
+        assert self.process is None or self.process.poll() is not None, "already running"
+        self.process = subprocess.Popen(
+            [
+                str(RUNDFUNK),
+                "serve",
+                "--no-worker",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+            ],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.starts += 1
+        self._reader = threading.Thread(target=self._read, args=(self.process,), daemon=True)
+        self._reader.start()
+        self._wait_healthy()
+        banner = self.output
+        token, channel = TOKEN_LINE.search(banner), CHANNEL_LINE.search(banner)
+        assert token and channel, f"no token / channel id in the banner:\n{banner}"
+        self.token, self.channel_id = token.group(1), int(channel.group(1))
+        login, password = LOGIN_LINE.search(banner), PASSWORD_LINE.search(banner)
+        assert login and password, f"no login / password in the banner:\n{banner}"
+        self.email, self.password = login.group(1), password.group(1)
+        self._new_client()
+
+
 LOG_DIR = Path(tempfile.gettempdir()) / "rundfunk-e2e-logs"
 
 

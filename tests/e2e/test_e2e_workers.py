@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_server import CHANNEL_LINE, LOG_DIR, RUNDFUNK, TOKEN_LINE, Server, _free_port
+from e2e_server import LOG_DIR, RUNDFUNK, WebOnly, _free_port
 from e2e_support import (
     Phones,
     addresses,
@@ -37,38 +37,6 @@ SUBSCRIBERS = 2000
 THROUGHPUT = 150.0  # per worker (each has its own limiter): ~7 s for 2,000 with two
 STOP_AFTER = 500  # progressed sends before the SIGTERM
 STOPPED = re.compile(r"worker stopped: (\d+) sent, (\d+) released")
-
-
-class WebOnly(Server):
-    """``rundfunk serve --no-worker``: the web node of the scaled topology."""
-
-    def start(self) -> None:
-        assert self.process is None or self.process.poll() is not None, "already running"
-        self.process = subprocess.Popen(
-            [
-                str(RUNDFUNK),
-                "serve",
-                "--no-worker",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            env=self.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self.starts += 1
-        self._reader = threading.Thread(target=self._read, args=(self.process,), daemon=True)
-        self._reader.start()
-        self._wait_healthy()
-        banner = self.output
-        token, channel = TOKEN_LINE.search(banner), CHANNEL_LINE.search(banner)
-        assert token and channel, f"no token / channel id in the banner:\n{banner}"
-        self.token, self.channel_id = token.group(1), int(channel.group(1))
-        self._new_client()
 
 
 class Worker:

@@ -17,6 +17,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from rundfunk.db.changes import Changes, take_marks
+
 _IMMEDIATE = "rundfunk_immediate"
 
 # PostgreSQL: the channel idle workers LISTEN on, and the advisory lock keys (any
@@ -56,15 +58,24 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(self.url, **kwargs)
         if self.is_sqlite:
             _configure_sqlite(self.engine)
+        # Who watches which workspace, told after each commit that marked one (``changes``).
+        self.changes = Changes()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A write transaction: committed on success, rolled back on any exception."""
+        """A write transaction: committed on success, rolled back on any exception.
+
+        Workspaces the transaction marked with ``changes.changed`` are signalled to live
+        console pages once it has committed.
+        """
         async with self.engine.connect() as conn:
             if self.is_sqlite:
                 await conn.execution_options(**{_IMMEDIATE: True})
+            take_marks(conn)  # marks left by a transaction that rolled back
             async with conn.begin():
                 yield conn
+            marked = take_marks(conn)
+        self.changes.publish(marked)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -97,6 +108,7 @@ class Database:
                 await conn.commit()
 
     async def dispose(self) -> None:
+        await self.changes.close()
         await self.engine.dispose()
 
 

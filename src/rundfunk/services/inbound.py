@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rundfunk.channels.base import InboundMessage
 from rundfunk.core.keywords import Decision, InboundAction, KeywordConfig, classify
+from rundfunk.db.changes import changed
 from rundfunk.db.session import Database
 from rundfunk.db.tables import channels, contacts, conversations, messages, topics, workspaces
 from rundfunk.metrics import INBOUND_MESSAGES
@@ -137,6 +138,7 @@ async def _receive(conn: AsyncConnection, channel_id: int, event: InboundMessage
             .where(channels.c.id == channel_id)
         )
     ).one()
+    changed(conn, channel.workspace_id)  # the inbox and simulator of open consoles
     duplicate = await _duplicate(conn, channel_id, event)
     if duplicate is not None:
         return duplicate

@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rundfunk.core.window import window_closes_at, window_open
+from rundfunk.db.changes import changed
 from rundfunk.db.session import Database
 from rundfunk.db.tables import channels, contacts, conversations, members, messages
 from rundfunk.db.types import utcnow
@@ -236,6 +237,7 @@ async def reply(
         _check_text(text)
     check_media_url(media_url)
     async with db.write() as conn:
+        changed(conn, actor.workspace_id)
         conversation = await _get(conn, actor, conversation_id)
         channel_id = conversation["channel_id"]
         state = await _reply_state(conn, conversation)
@@ -283,6 +285,7 @@ async def add_note(
     """An internal note: shown to the team, never sent."""
     _check_text(text)
     async with db.write() as conn:
+        changed(conn, actor.workspace_id)
         conversation = await _get(conn, actor, conversation_id)
         result = await conn.execute(
             messages.insert().values(
@@ -307,6 +310,7 @@ async def assign(
     db: Database, *, actor: Actor, conversation_id: int, member_id: int | None
 ) -> dict[str, Any]:
     async with db.write() as conn:
+        changed(conn, actor.workspace_id)
         await _get(conn, actor, conversation_id)
         if member_id is not None:
             found = await conn.scalar(
@@ -339,6 +343,7 @@ async def _set_status(
     db: Database, actor: Actor, conversation_id: int, status: str
 ) -> dict[str, Any]:
     async with db.write() as conn:
+        changed(conn, actor.workspace_id)
         await _get(conn, actor, conversation_id)
         await conn.execute(
             update(conversations).where(conversations.c.id == conversation_id).values(status=status)
@@ -378,6 +383,7 @@ async def set_status(
 async def mark_seen(db: Database, *, actor: Actor, conversation_id: int) -> None:
     """A member opened the thread: every message received until now counts as read."""
     async with db.write() as conn:
+        changed(conn, actor.workspace_id)
         await _get(conn, actor, conversation_id)
         await conn.execute(
             update(conversations)

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from rundfunk import metrics
 from rundfunk.core import errors
 from rundfunk.core.deliveries import DeliveryStatus, retry_delay, should_pause
+from rundfunk.db.changes import changed
 from rundfunk.db.session import Database
 from rundfunk.db.tables import broadcasts, channels, deliveries, messages
 from rundfunk.db.types import UTCDateTime, utcnow
@@ -144,6 +145,8 @@ async def record(
     failed_broadcasts: set[int] = set()
     counted: list[tuple[int, str, str | None]] = []  # channel, outcome label, error code
     async with db.write() as conn:
+        for workspace_id in {outcome.job.workspace_id for outcome in outcomes}:
+            changed(conn, workspace_id)  # live progress bars and phone simulators
         for outcome in outcomes:
             job, error = outcome.job, outcome.error
             plan: dict[str, Any] = {

@@ -189,7 +189,7 @@ async def events(
         current = await views.get_broadcast(db, actor=member.actor, broadcast_id=broadcast_id)
         return [current["status"], current["stats"]]
 
-    return stream(request, fingerprint)
+    return stream(request, fingerprint, db=db, workspace_id=member.actor.workspace_id)
 
 
 @router.get("/broadcasts/{broadcast_id:int}/confirm", response_class=HTMLResponse)

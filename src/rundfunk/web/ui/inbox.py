@@ -106,7 +106,7 @@ async def inbox_live(request: Request, member: AgentDep, db: DatabaseDep) -> Res
     async def fingerprint() -> list[str]:
         return await inbox_views.list_fingerprint(db, actor=member.actor)
 
-    return stream(request, fingerprint)
+    return stream(request, fingerprint, db=db, workspace_id=member.actor.workspace_id)
 
 
 # The thread's and the canned responses' routes, as this router's own (plain routes,

@@ -127,7 +127,7 @@ async def thread_live(
             db, actor=actor, conversation_id=conversation_id
         )
 
-    return stream(request, fingerprint)
+    return stream(request, fingerprint, db=db, workspace_id=member.actor.workspace_id)
 
 
 async def _canned_text(db: DatabaseDep, member: SessionMember, canned_id: str) -> str:

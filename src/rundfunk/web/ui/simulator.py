@@ -188,7 +188,7 @@ async def stream(
             db, actor=member.actor, channel_id=channel_id, addresses=addresses
         )
 
-    return live.stream(request, fingerprint)
+    return live.stream(request, fingerprint, db=db, workspace_id=member.actor.workspace_id)
 
 
 @router.post("/simulator/phones/{address}/messages")

@@ -1,0 +1,153 @@
+"""Live change signals: "something a console page shows moved in workspace W".
+
+A service that writes what an open console page shows (an inbound message, a reply,
+a delivery's progress) marks the workspace on its connection (``changed``); when the
+transaction commits, ``Database.write`` hands the marked workspaces to ``Changes``,
+which wakes every live stream (``web/ui/live.py``) watching them. Signals go out only
+after the commit, so a woken stream always reads the new state.
+
+One process (embedded mode) needs nothing more. With ``RUNDFUNK_REDIS_URL`` every
+process publishes its signals on one Redis pub/sub channel and every web node
+subscribes to it, so a browser connected to node A sees at once a message that node
+B stored. Signals are coalesced while a publish is in flight, so a broadcast sending
+thousands of messages per second costs a handful of publishes, not thousands.
+
+Pub/sub delivers at most once and only to who listens right now; a signal lost while
+a node reconnects only delays a page until its next fallback check (``live.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "rundfunk:changes"
+_MARK = "rundfunk_changed_workspaces"
+
+
+def changed(conn: AsyncConnection, workspace_id: int) -> None:
+    """Mark ``workspace_id`` as changed by this transaction (signalled on commit)."""
+    marked: set[int] = conn.info.setdefault(_MARK, set())
+    marked.add(workspace_id)
+
+
+def take_marks(conn: AsyncConnection) -> set[int]:
+    """The workspaces marked on this connection since the last call (cleared)."""
+    marks: set[int] = conn.info.pop(_MARK, None) or set()
+    return marks
+
+
+class Changes:
+    """Fans change signals out to the live streams of this process, and, with Redis,
+    of every process."""
+
+    def __init__(self) -> None:
+        self._watchers: defaultdict[int, set[asyncio.Event]] = defaultdict(set)
+        self._redis: aioredis.Redis | None = None
+        self._pending: set[int] = set()
+        self._has_pending = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def shared(self) -> bool:
+        """True when signals reach every process (Redis), not only this one."""
+        return self._redis is not None
+
+    @contextlib.contextmanager
+    def watch(self, workspace_id: int) -> Iterator[asyncio.Event]:
+        """An event set whenever ``workspace_id`` changes (the watcher clears it)."""
+        event = asyncio.Event()
+        self._watchers[workspace_id].add(event)
+        try:
+            yield event
+        finally:
+            watchers = self._watchers.get(workspace_id)
+            if watchers is not None:
+                watchers.discard(event)
+                if not watchers:
+                    del self._watchers[workspace_id]
+
+    def publish(self, workspace_ids: Iterable[int]) -> None:
+        """Signal committed changes (never blocks, never raises)."""
+        ids = set(workspace_ids)
+        if not ids:
+            return
+        if self._redis is None:
+            self._wake(ids)
+            return
+        self._pending |= ids
+        self._has_pending.set()
+
+    def _wake(self, workspace_ids: Iterable[int]) -> None:
+        for workspace_id in workspace_ids:
+            for event in self._watchers.get(workspace_id, ()):
+                event.set()
+
+    # -- Redis ---------------------------------------------------------------------------
+    async def connect(self, url: str) -> None:
+        """Share signals through Redis; fails at once with a clear message when it is down."""
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=5)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await client.ping()
+            await pubsub.subscribe(CHANNEL)
+        except (RedisError, OSError) as exc:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await client.aclose()
+            raise RuntimeError(f"RUNDFUNK_REDIS_URL: cannot reach Redis at {url}: {exc}") from exc
+        self._redis = client
+        self._tasks = [
+            asyncio.create_task(self._listen(pubsub)),
+            asyncio.create_task(self._flush(client)),
+        ]
+
+    async def _listen(self, pubsub: aioredis.client.PubSub) -> None:
+        try:
+            while True:
+                try:
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        data = message["data"]
+                        text = data.decode() if isinstance(data, bytes) else str(data)
+                        self._wake(int(part) for part in text.split(",") if part.isdigit())
+                except (RedisError, OSError) as exc:
+                    # Streams fall back to their slow check meanwhile; try again shortly.
+                    log.warning("live changes: Redis subscription lost (%s); retrying", exc)
+                    await asyncio.sleep(1.0)
+                    with contextlib.suppress(RedisError, OSError):
+                        await pubsub.subscribe(CHANNEL)
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _flush(self, client: aioredis.Redis) -> None:
+        while True:
+            await self._has_pending.wait()
+            self._has_pending.clear()
+            ids, self._pending = self._pending, set()
+            try:
+                await client.publish(CHANNEL, ",".join(str(i) for i in sorted(ids)))
+            except (RedisError, OSError) as exc:
+                log.warning("live changes: publish failed (%s); pages catch up later", exc)
+                self._wake(ids)  # this process's own pages at least
+                await asyncio.sleep(1.0)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
