@@ -1,10 +1,12 @@
 """WhatsApp over the HTTP API: the in-process app against a fake Graph API on loopback.
 
-Rundfunk runs for real (SQLite file, the app over httpx's ASGI transport, the
-dispatcher where a test needs sends); only the platform is a stand-in
+Rundfunk runs for real (SQLite file, the app over httpx's ASGI transport with its
+lifespan, the dispatcher where a test needs sends); only the platform is a stand-in
 (``rundfunk.testing.fake_graph``). The fake posts no webhooks here: each test posts
 the platform's webhooks to the app itself, signed with the app secret, so that it
-decides exactly what arrives and when.
+decides exactly what arrives and when. A webhook is stored before its 200 and applied
+afterwards; ``WhatsApp.post`` waits for the app's applier (``drain``) so each test
+sees what the webhook did, and ``deliver`` returns what it did.
 """
 
 from __future__ import annotations
@@ -14,19 +16,24 @@ import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from rundfunk.channels.whatsapp.webhook import sign
+from rundfunk.config import Settings
 from rundfunk.db.tables import deliveries, messages
 from rundfunk.services.actors import Role
+from rundfunk.services.webhooks import IngestResult
 from rundfunk.testing.fake_graph import ERROR_TITLES, FakeGraph, SentMessage
+from rundfunk.web.app import create_app
 from rundfunk.worker.runtime import Runtime
+from rundfunk.worker.webhook_ingest import WebhookIngestion
 
 ACCESS_TOKEN = "EAAG-web-test-token-7f3a"
 APP_SECRET = "app-secret-web-test-91c2"
@@ -125,6 +132,21 @@ async def wait_for(check: Callable[[], Awaitable[T | None]], what: str, timeout:
 
 
 @pytest.fixture
+async def app(settings: Settings, runtime: Runtime) -> AsyncIterator[FastAPI]:
+    """The app with its lifespan running: webhook ingestion starts and stops with it."""
+    made = create_app(settings, runtime=runtime)
+    async with made.router.lifespan_context(made):
+        yield made
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+@pytest.fixture
 async def graph() -> AsyncIterator[FakeGraph]:
     fake = FakeGraph(
         access_token=ACCESS_TOKEN,
@@ -162,6 +184,8 @@ class WhatsApp:
     graph: FakeGraph
     tenant: Any
     channel: dict[str, Any]
+    ingestion: WebhookIngestion
+    applied: IngestResult = field(default_factory=IngestResult)  # by the last ``post``
 
     @property
     def id(self) -> int:
@@ -185,9 +209,21 @@ class WhatsApp:
         headers = {"Content-Type": "application/json"}
         if secret is not None:
             headers["X-Hub-Signature-256"] = sign(secret, raw)
-        return await self.client.post(
+        before = _counts(self.ingestion.applier.totals)
+        response = await self.client.post(
             f"/webhooks/whatsapp/{channel_id or self.id}", content=raw, headers=headers
         )
+        await self.ingestion.drain()  # the stored webhook is applied (if the loop has not)
+        after = _counts(self.ingestion.applier.totals)
+        self.applied = IngestResult(**{k: after[k] - before[k] for k in after})
+        return response
+
+    async def deliver(self, body: dict[str, Any], **kwargs: Any) -> IngestResult:
+        """Post a webhook that must be accepted; what applying it did."""
+        response = await self.post(body, **kwargs)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"ok": True}
+        return self.applied
 
     async def writes(
         self, address: str, text: str, *, at: float | None = None, **kwargs: Any
@@ -221,8 +257,14 @@ class WhatsApp:
         return dict(found)
 
 
+def _counts(result: IngestResult) -> dict[str, int]:
+    return {f.name: getattr(result, f.name) for f in fields(result) if f.name != "effects"}
+
+
 @pytest.fixture
-async def wa(client: httpx.AsyncClient, make_tenant: Any, graph: FakeGraph) -> WhatsApp:
+async def wa(
+    client: httpx.AsyncClient, app: FastAPI, make_tenant: Any, graph: FakeGraph
+) -> WhatsApp:
     tenant = await make_tenant("newsroom")
     created = await client.post(
         "/api/v1/channels",
@@ -230,7 +272,7 @@ async def wa(client: httpx.AsyncClient, make_tenant: Any, graph: FakeGraph) -> W
         headers=tenant.auth(),
     )
     assert created.status_code == 201, created.text
-    return WhatsApp(client, graph, tenant, created.json())
+    return WhatsApp(client, graph, tenant, created.json(), app.state.ingestion)
 
 
 @pytest.fixture
@@ -372,7 +414,8 @@ async def test_malformed_webhook_is_400(wa: WhatsApp, runtime: Runtime, assert_e
 
 async def test_signed_start_subscribes_with_a_consent_event(wa: WhatsApp) -> None:
     response = await wa.writes("4917000000001", "START", name="Ada")
-    assert response.json() == {"ok": True, "messages": 1, "duplicates": 0, "statuses_changed": 0}
+    assert response.json() == {"ok": True}
+    assert (wa.applied.webhooks, wa.applied.messages, wa.applied.duplicates) == (1, 1, 0)
     contact = await wa.contact("4917000000001")
     assert contact["status"] == "subscribed"
     assert contact["name"] == "Ada"
@@ -383,10 +426,9 @@ async def test_signed_start_subscribes_with_a_consent_event(wa: WhatsApp) -> Non
 
 async def test_a_repeated_message_id_is_stored_once(wa: WhatsApp, runtime: Runtime) -> None:
     body = inbound("4917000000001", "text", {"body": "START"}, message_id="wamid.same-1")
-    first = await wa.post(body)
-    again = await wa.post(body)
-    assert (first.status_code, again.status_code) == (200, 200)
-    assert first.json()["duplicates"] == 0 and again.json()["duplicates"] == 1
+    first = await wa.deliver(body)
+    again = await wa.deliver(body)
+    assert (first.messages, first.duplicates, again.messages, again.duplicates) == (1, 0, 1, 1)
     async with runtime.db.read() as conn:
         stored = await conn.scalar(
             select(func.count())
@@ -561,8 +603,8 @@ async def _deliveries(wa: WhatsApp, sent: Sent) -> dict[str, dict[str, Any]]:
 async def test_failed_131050_fails_the_delivery_and_unsubscribes(wa: WhatsApp, sent: Sent) -> None:
     address = "4917100000001"
     message = sent.messages[address]
-    response = await wa.post(statuses(status(message, "failed", at=int(time.time()), code=131050)))
-    assert response.json()["statuses_changed"] == 1
+    report = statuses(status(message, "failed", at=int(time.time()), code=131050))
+    assert (await wa.deliver(report)).statuses_changed == 1
     rows = await _deliveries(wa, sent)
     assert rows[address]["status"] == "failed"
     assert rows[address]["error_code"] == "131050"
@@ -580,7 +622,7 @@ async def test_failed_131049_requeues_the_delivery_a_day_later(
     address = "4917100000002"
     before = datetime.now(UTC)
     failed = status(sent.messages[address], "failed", at=int(time.time()), code=131049)
-    assert (await wa.post(statuses(failed))).json()["statuses_changed"] == 1
+    assert (await wa.deliver(statuses(failed))).statuses_changed == 1
     rows = await _deliveries(wa, sent)
     assert rows[address]["status"] == "queued"
     async with runtime.db.read() as conn:
@@ -605,17 +647,17 @@ async def test_out_of_order_and_duplicate_statuses_end_at_the_furthest(
     t0 = int(time.time())
     a, b, c = sent.messages.values()
     # a: read arrives before delivered, then everything again.
-    assert (await wa.post(statuses(status(a, "read", at=t0 + 2)))).json()["statuses_changed"] == 1
+    assert (await wa.deliver(statuses(status(a, "read", at=t0 + 2)))).statuses_changed == 1
     late = statuses(status(a, "delivered", at=t0 + 1), status(a, "sent", at=t0))
-    assert (await wa.post(late)).json()["statuses_changed"] == 0
-    assert (await wa.post(statuses(status(a, "read", at=t0 + 2)))).json()["statuses_changed"] == 0
+    assert (await wa.deliver(late)).statuses_changed == 0
+    assert (await wa.deliver(statuses(status(a, "read", at=t0 + 2)))).statuses_changed == 0
     # b: a failure, then a delivered from a second device proves delivery; a repeated
     # failure cannot undo it.
     undeliverable = status(b, "failed", at=t0 + 1, code=131026)
-    assert (await wa.post(statuses(undeliverable))).json()["statuses_changed"] == 1
+    assert (await wa.deliver(statuses(undeliverable))).statuses_changed == 1
     assert (await _deliveries(wa, sent))[b.to]["status"] == "failed"
     after = statuses(status(b, "delivered", at=t0 + 2), undeliverable)
-    assert (await wa.post(after)).json()["statuses_changed"] == 1
+    assert (await wa.deliver(after)).statuses_changed == 1
     # c: all three in one POST, shuffled and duplicated.
     shuffled = statuses(
         status(c, "delivered", at=t0 + 1),
@@ -623,7 +665,7 @@ async def test_out_of_order_and_duplicate_statuses_end_at_the_furthest(
         status(c, "sent", at=t0),
         status(c, "delivered", at=t0 + 1),
     )
-    assert (await wa.post(shuffled)).json()["statuses_changed"] == 1
+    assert (await wa.deliver(shuffled)).statuses_changed == 1
 
     rows = await _deliveries(wa, sent)
     assert {a.to: rows[a.to]["status"], b.to: rows[b.to]["status"], c.to: rows[c.to]["status"]} == {
@@ -656,9 +698,8 @@ async def test_statuses_posted_to_another_channel_change_nothing(
     message = sent.messages["4917100000001"]
     report = statuses(status(message, "failed", at=int(time.time()), code=131050))
     report["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "1002"
-    response = await wa.post(report, secret="other-secret", channel_id=other.json()["id"])
-    assert response.status_code == 200, response.text
-    assert response.json()["statuses_changed"] == 0
+    applied = await wa.deliver(report, secret="other-secret", channel_id=other.json()["id"])
+    assert (applied.webhooks, applied.statuses_changed) == (1, 0)
     assert (await _deliveries(wa, sent))[message.to]["status"] == "sent"
     assert (await wa.contact(message.to))["status"] == "subscribed"
 
@@ -864,8 +905,8 @@ async def test_reply_inside_the_window_is_sent(
     assert got.payload["text"]["body"] == "Am Dienstag um 18 Uhr."
     assert got.callback_data == f"m:{message_id}"
     # Its status webhook (named by the callback data) moves the message on.
-    delivered = await wa.post(statuses(status(got, "delivered", at=int(time.time()))))
-    assert delivered.json()["statuses_changed"] == 1
+    delivered = await wa.deliver(statuses(status(got, "delivered", at=int(time.time()))))
+    assert delivered.statuses_changed == 1
     assert await status_of_reply() == "delivered"
 
 

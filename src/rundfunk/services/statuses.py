@@ -8,12 +8,12 @@ table, inside the caller's transaction.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, func, literal, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -42,26 +42,47 @@ async def apply_statuses(
     policy: RetryPolicy | None = None,
     result: RecordResult | None = None,
 ) -> int:
-    """Apply a batch of status updates; returns how many rows changed.
+    """Apply a batch of status updates of one channel; returns how many rows changed.
 
     A ``failed`` status carrying a classified error is handled like the same error at
     send time: a retryable one (131049's marketing cap, a rate limit) puts the row back
     in the queue for later, an opt-out unsubscribes, a paused template pauses the
     broadcast. ``result`` collects paused broadcasts and disabled channels.
     """
-    by_table: dict[str, dict[int, list[StatusUpdate]]] = {"deliveries": {}, "messages": {}}
-    by_provider: dict[str, list[StatusUpdate]] = {}
-    for item in updates:
-        target = parse_callback(item.callback_data)
-        if target is None:
-            by_provider.setdefault(item.provider_message_id, []).append(item)
-        else:
-            by_table[target[0]].setdefault(target[1], []).append(item)
+    return await apply_status_batch(conn, {channel_id: updates}, policy=policy, result=result)
+
+
+async def apply_status_batch(
+    conn: AsyncConnection,
+    updates: Mapping[int, Sequence[StatusUpdate]],
+    *,
+    policy: RetryPolicy | None = None,
+    result: RecordResult | None = None,
+) -> int:
+    """``apply_statuses`` for the webhooks of several channels (channel id → updates).
+
+    The webhook inbox applies hundreds of stored webhooks in one transaction: one read
+    and one write per table for all of them, every row locked in one id-ordered
+    statement, so batches of different channels cannot deadlock each other either.
+    """
+    by_table: dict[str, dict[_Key, list[StatusUpdate]]] = {"deliveries": {}, "messages": {}}
+    by_provider: dict[tuple[int, str], list[StatusUpdate]] = {}
+    for channel_id, items in updates.items():
+        for item in items:
+            target = parse_callback(item.callback_data)
+            if target is None:
+                key = (channel_id, item.provider_message_id)
+                by_provider.setdefault(key, []).append(item)
+            else:
+                by_table[target[0]].setdefault((channel_id, target[1]), []).append(item)
     changed = 0
     context = _Context(policy or RetryPolicy(), result or RecordResult(), utcnow())
     for name, table in (("deliveries", deliveries), ("messages", messages)):
-        changed += await _apply(conn, table, channel_id, by_table[name], by_provider, context)
+        changed += await _apply(conn, table, by_table[name], by_provider, context)
     return changed
+
+
+_Key = tuple[int, int]  # (channel id, row id)
 
 
 @dataclass
@@ -72,7 +93,7 @@ class _Context:
     rng: random.Random = field(default_factory=random.Random)
 
 
-def _rows(table: Table, channel_id: int, conditions: list[ColumnElement[bool]]) -> Select[Any]:
+def _rows(table: Table, conditions: list[ColumnElement[bool]]) -> Select[Any]:
     """The rows the statuses name, locked until the caller's transaction ends.
 
     Each row's new state is worked out from the state read here, so two webhooks on
@@ -81,14 +102,15 @@ def _rows(table: Table, channel_id: int, conditions: list[ColumnElement[bool]]) 
     in id order, as the dispatcher writes its outcomes, so the two never deadlock.
     (SQLite's BEGIN IMMEDIATE serializes them anyway; it has no FOR UPDATE.)
     """
-    return _unlocked(table, channel_id, conditions).order_by(table.c.id).with_for_update(of=table)
+    return _unlocked(table, conditions).order_by(table.c.id).with_for_update(of=table)
 
 
-def _unlocked(table: Table, channel_id: int, conditions: list[ColumnElement[bool]]) -> Select[Any]:
+def _unlocked(table: Table, conditions: list[ColumnElement[bool]]) -> Select[Any]:
     if table is deliveries:
         return (
             select(
                 deliveries.c.id,
+                deliveries.c.channel_id,
                 deliveries.c.status,
                 deliveries.c.provider_message_id,
                 deliveries.c.attempts,
@@ -97,40 +119,35 @@ def _unlocked(table: Table, channel_id: int, conditions: list[ColumnElement[bool
                 broadcasts.c.workspace_id,
             )
             .join(broadcasts, broadcasts.c.id == deliveries.c.broadcast_id)
-            .where(deliveries.c.channel_id == channel_id, or_(*conditions))
+            .where(or_(*conditions))
         )
     return select(
         messages.c.id,
+        messages.c.channel_id,
         messages.c.status,
         messages.c.provider_message_id,
         messages.c.attempts,
         messages.c.contact_id,
         literal(None).label("broadcast_id"),
         messages.c.workspace_id,
-    ).where(messages.c.channel_id == channel_id, or_(*conditions))
+    ).where(or_(*conditions))
 
 
 async def _apply(
     conn: AsyncConnection,
     table: Table,
-    channel_id: int,
-    by_id: dict[int, list[StatusUpdate]],
-    by_provider: dict[str, list[StatusUpdate]],
+    by_id: dict[_Key, list[StatusUpdate]],
+    by_provider: dict[tuple[int, str], list[StatusUpdate]],
     context: _Context,
 ) -> int:
     if not by_id and not by_provider:
         return 0
-    # Scoped to the channel: a webhook of one channel can never touch another's rows.
-    conditions: list[ColumnElement[bool]] = []
-    if by_id:
-        conditions.append(table.c.id.in_(list(by_id)))
-    if by_provider:
-        conditions.append(table.c.provider_message_id.in_(list(by_provider)))
-    rows = (await conn.execute(_rows(table, channel_id, conditions))).all()
+    rows = (await conn.execute(_rows(table, _conditions(table, by_id, by_provider)))).all()
     params: list[dict[str, Any]] = []
     for row in rows:
-        incoming = by_id.get(row.id, []) + by_provider.pop(row.provider_message_id, [])
-        plan = await _settle(conn, table, channel_id, row, incoming, context)
+        incoming = list(by_id.get((row.channel_id, row.id), []))
+        incoming += by_provider.pop((row.channel_id, row.provider_message_id), [])
+        plan = await _settle(conn, table, row, incoming, context)
         if plan is not None:
             params.append(plan)
     if params:
@@ -155,10 +172,33 @@ async def _apply(
     return len(params)
 
 
+def _conditions(
+    table: Table,
+    by_id: dict[_Key, list[StatusUpdate]],
+    by_provider: dict[tuple[int, str], list[StatusUpdate]],
+) -> list[ColumnElement[bool]]:
+    """Per channel: its rows named by id or by provider id. Scoped to the channel, a
+    webhook of one channel can never touch another's rows."""
+    ids: dict[int, list[int]] = {}
+    pids: dict[int, list[str]] = {}
+    for channel_id, row_id in by_id:
+        ids.setdefault(channel_id, []).append(row_id)
+    for channel_id, pid in by_provider:
+        pids.setdefault(channel_id, []).append(pid)
+    conditions: list[ColumnElement[bool]] = []
+    for channel_id in sorted(ids.keys() | pids.keys()):
+        named: list[ColumnElement[bool]] = []
+        if channel_id in ids:
+            named.append(table.c.id.in_(ids[channel_id]))
+        if channel_id in pids:
+            named.append(table.c.provider_message_id.in_(pids[channel_id]))
+        conditions.append(and_(table.c.channel_id == channel_id, or_(*named)))
+    return conditions
+
+
 async def _settle(
     conn: AsyncConnection,
     table: Table,
-    channel_id: int,
     row: Any,
     incoming: list[StatusUpdate],
     context: _Context,
@@ -188,7 +228,7 @@ async def _settle(
                 table.name,
                 row.id,
                 row.workspace_id,
-                channel_id,
+                row.channel_id,
                 row.contact_id,
                 row.attempts,
                 row.broadcast_id,

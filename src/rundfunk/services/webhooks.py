@@ -1,15 +1,16 @@
 """A verified platform webhook, carried out: messages, statuses, consent, templates.
 
-The web route verifies the signature and parses the body into channel-neutral events;
-this writes them durably before the route answers 200. Statuses, consent changes and
-template updates of one POST share one transaction; each inbound message has its own
+The web route verifies the signature and stores the raw body (``webhook_inbox``); the
+inbox's applier parses stored webhooks into channel-neutral events and carries them out
+here. Statuses, consent changes and template updates of many webhooks share one
+transaction (``apply_events``, in the caller's); each inbound message has its own
 (``inbound.receive``), so one odd message cannot hold back the others.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -25,7 +26,7 @@ from rundfunk.db.session import Database
 from rundfunk.db.tables import consent_events, contacts
 from rundfunk.services import inbound, subscriptions, templates
 from rundfunk.services.outcomes import RecordResult, RetryPolicy
-from rundfunk.services.statuses import apply_statuses
+from rundfunk.services.statuses import apply_status_batch
 
 STOPPED = "stopped marketing messages in the messenger app"
 RESUMED = "resumed marketing messages in the messenger app"
@@ -33,6 +34,9 @@ RESUMED = "resumed marketing messages in the messenger app"
 
 @dataclass
 class IngestResult:
+    """What carrying out webhooks did (counts add up over batches with ``add``)."""
+
+    webhooks: int = 0  # stored webhooks applied and removed from the inbox
     messages: int = 0
     duplicates: int = 0
     statuses_changed: int = 0
@@ -40,40 +44,55 @@ class IngestResult:
     template_updates: int = 0
     effects: RecordResult = field(default_factory=RecordResult)
 
+    def add(self, other: IngestResult) -> None:
+        """Add ``other``'s counts (not its effects, which are acted on once)."""
+        for item in fields(self):
+            if item.name != "effects":
+                setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
 
-async def ingest(
-    db: Database,
-    *,
-    channel_id: int,
-    events: Sequence[InboundEvent],
-    policy: RetryPolicy | None = None,
-) -> IngestResult:
-    result = IngestResult()
+
+Webhook = tuple[int, Sequence[InboundEvent]]  # (channel id, the events of one POST)
+
+
+async def receive_messages(
+    db: Database, *, channel_id: int, events: Sequence[InboundEvent], result: IngestResult
+) -> None:
+    """The inbound messages of one webhook, each in a transaction of its own."""
     for event in events:
         if isinstance(event, InboundMessage):
             outcome = await inbound.receive(db, channel_id=channel_id, event=event)
             result.messages += 1
             result.duplicates += int(outcome.duplicate)
-    statuses = [e for e in events if isinstance(e, StatusUpdate)]
-    consents = [e for e in events if isinstance(e, ConsentUpdate)]
-    updates = [e for e in events if isinstance(e, TemplateStatusUpdate)]
-    if not (statuses or consents or updates):
-        return result
-    async with db.write() as conn:
-        if statuses:
-            result.statuses_changed = await apply_statuses(
-                conn,
-                channel_id=channel_id,
-                updates=statuses,
-                policy=policy,
-                result=result.effects,
-            )
-        for consent in consents:
-            result.consent_changes += await _consent(conn, channel_id, consent)
-        for update in updates:
-            await templates.apply_status(conn, channel_id=channel_id, event=update)
-            result.template_updates += 1
-    return result
+
+
+async def apply_events(
+    conn: AsyncConnection,
+    webhooks: Sequence[Webhook],
+    *,
+    policy: RetryPolicy | None = None,
+    result: IngestResult,
+) -> None:
+    """Everything but inbound messages of ``webhooks``, in the caller's transaction.
+
+    The statuses of all of them in one batch (forward-only, so their order does not
+    matter); consent and template events one by one in the webhooks' order.
+    """
+    statuses: dict[int, list[StatusUpdate]] = {}
+    for channel_id, events in webhooks:
+        for event in events:
+            if isinstance(event, StatusUpdate):
+                statuses.setdefault(channel_id, []).append(event)
+    if statuses:
+        result.statuses_changed += await apply_status_batch(
+            conn, statuses, policy=policy, result=result.effects
+        )
+    for channel_id, events in webhooks:
+        for event in events:
+            if isinstance(event, ConsentUpdate):
+                result.consent_changes += await _consent(conn, channel_id, event)
+            elif isinstance(event, TemplateStatusUpdate):
+                await templates.apply_status(conn, channel_id=channel_id, event=event)
+                result.template_updates += 1
 
 
 async def _consent(conn: AsyncConnection, channel_id: int, event: ConsentUpdate) -> int:

@@ -3,7 +3,9 @@ health, readiness and metrics (web.ops), and the Runtime's life.
 
 ``create_app`` wires routes and error handlers; its lifespan opens the process's
 ``Runtime`` (database, channels, and the in-process worker unless told otherwise) or
-uses the one it was given, which the caller then also closes.
+uses the one it was given, which the caller then also closes. Either way it runs the
+webhook ingestion (group committer and inbox applier) of this web process and, on the
+way out, stores and applies what is waiting before the runtime closes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from rundfunk.web.errors import ERROR_RESPONSES, install_error_handlers
 from rundfunk.web.limits import BodyLimitMiddleware
 from rundfunk.web.ui import install_console
 from rundfunk.worker.runtime import Runtime
+from rundfunk.worker.webhook_ingest import WebhookIngestion
 
 # Generous for any JSON we accept (4096-character texts), small enough to shrug off junk.
 MAX_BODY_BYTES = 1024 * 1024
@@ -57,6 +60,18 @@ def api_router() -> APIRouter:
     return router
 
 
+@asynccontextmanager
+async def _ingesting(app: FastAPI, ingestion: WebhookIngestion) -> AsyncIterator[None]:
+    """Webhooks are stored and applied while the app serves (stored ones left by a
+    crash are applied at once); on the way out, what waits is stored and applied."""
+    app.state.ingestion = ingestion
+    ingestion.start()
+    try:
+        yield
+    finally:
+        await ingestion.close()
+
+
 def create_app(
     settings: Settings, *, run_worker: bool = True, runtime: Runtime | None = None
 ) -> FastAPI:
@@ -64,12 +79,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if runtime is not None:
             app.state.runtime = runtime
-            yield
+            async with _ingesting(app, app.state.ingestion):
+                yield
             return
         created = await Runtime.create(settings, run_worker=run_worker)
         app.state.runtime = created
         try:
-            yield
+            async with _ingesting(app, WebhookIngestion(created)):
+                yield
         finally:
             await created.close()
 
@@ -82,8 +99,10 @@ def create_app(
     )
     app.state.settings = settings
     if runtime is not None:
-        # Usable at once, also by clients (httpx's ASGITransport) that skip the lifespan.
+        # Usable at once, also by clients (httpx's ASGITransport) that skip the lifespan;
+        # the ingestion then starts with the first webhook, and the caller closes it.
         app.state.runtime = runtime
+        app.state.ingestion = WebhookIngestion(runtime)
     install_error_handlers(app)
     app.add_middleware(
         BodyLimitMiddleware,

@@ -2,9 +2,13 @@
 
 No bearer token: the platform proves itself by the signature over the raw body
 (``X-Hub-Signature-256``, HMAC-SHA256 with the app secret), checked in constant time
-before anything is parsed or stored. The events are written durably, then the route
-answers 200 — the platform retries anything else for days. Each POST's time to
-answer is observed in ``rundfunk_webhook_duration_seconds`` by channel kind.
+before anything is parsed or stored. A verified body that parses is handed to the
+process's group committer (``worker.webhook_ingest``), which writes it to the webhook
+inbox together with the other webhooks arriving within a few milliseconds; the route
+answers 200 only once that transaction has committed, and 503 when it failed — the
+platform retries anything but a 2xx for days. The events are carried out shortly
+after, in batches, by the inbox's applier. Each POST's time to answer is observed in
+``rundfunk_webhook_duration_seconds`` by channel kind.
 """
 
 from __future__ import annotations
@@ -21,12 +25,12 @@ from rundfunk.channels.base import SignatureError
 from rundfunk.channels.whatsapp import webhook as wire
 from rundfunk.channels.whatsapp.channel import WhatsAppChannel
 from rundfunk.metrics import WEBHOOK_SECONDS
-from rundfunk.services import webhooks as service
 from rundfunk.services.errors import NotFound
 from rundfunk.web.api.fields import PathId
 from rundfunk.web.deps import RuntimeDep
 from rundfunk.web.errors import ERROR_RESPONSES, error_response
 from rundfunk.worker.runtime import Runtime
+from rundfunk.worker.webhook_ingest import WebhookIngestion
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -35,7 +39,10 @@ R = TypeVar("R")
 router = APIRouter(
     prefix="/webhooks",
     tags=["webhooks"],
-    responses={s: ERROR_RESPONSES[s] for s in (400, 401, 403, 404)},
+    responses={
+        **{s: ERROR_RESPONSES[s] for s in (400, 401, 403, 404)},
+        503: {"description": "The webhook could not be stored; the platform retries it."},
+    },
 )
 
 
@@ -93,19 +100,13 @@ async def whatsapp_events(
         log.warning("webhook for channel %s rejected: %s", channel_id, exc)
         return error_response(401, "bad_signature", str(exc))
     try:
-        events = channel.parse(body)
+        channel.parse(body)  # refuse what is no webhook now: the platform will not resend it
     except wire.MalformedWebhook as exc:
         return error_response(400, "bad_webhook", str(exc))
-    result = await service.ingest(
-        runtime.db, channel_id=channel_id, events=events, policy=runtime.dispatcher.policy
-    )
-    for disabled in result.effects.disabled_channels:
-        runtime.registry.forget(disabled)
-    if result.messages or result.statuses_changed:
-        runtime.wake()  # confirmations and requeued sends are due now
-    return {
-        "ok": True,
-        "messages": result.messages,
-        "duplicates": result.duplicates,
-        "statuses_changed": result.statuses_changed,
-    }
+    ingestion: WebhookIngestion = request.app.state.ingestion
+    try:
+        await ingestion.submit(channel_id, body)
+    except Exception as exc:  # not stored: the platform must send it again
+        log.warning("webhook for channel %s not stored: %s", channel_id, exc)
+        return error_response(503, "unavailable", "the webhook could not be stored; retry")
+    return {"ok": True}
