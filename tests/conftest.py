@@ -17,6 +17,18 @@ def pytest_report_header() -> str:
     return f"rundfunk test engine: {engines.ENGINE}{where}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``RUNDFUNK_TEST_SECOND_PASS=1`` (``.ci/run``'s PostgreSQL pass): leave out the tests
+    that always run on PostgreSQL (``postgres_url``), whatever the engine — the first
+    pass ran them already, and they include the longest end-to-end drills."""
+    if not os.environ.get("RUNDFUNK_TEST_SECOND_PASS"):
+        return
+    again = [item for item in items if "postgres_url" in getattr(item, "fixturenames", ())]
+    if again:
+        config.hook.pytest_deselected(items=again)
+        items[:] = [item for item in items if item not in again]
+
+
 def pytest_sessionfinish() -> None:
     engines.drop_all()
 
