@@ -25,7 +25,7 @@ from rundfunk.services.dispatch import SendJob, SendOutcome
 from rundfunk.services.outcomes import RetryPolicy, record
 from rundfunk.services.registry import ChannelRegistry
 from rundfunk.worker.consent import ConsentGate
-from rundfunk.worker.limiter import InProcessLimiter, PairGuard
+from rundfunk.worker.limiter import InProcessLimiter, PairGuard, SenderLimiter
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Dispatcher:
         concurrency: int = 64,
         lease_seconds: float = 60.0,
         poll_seconds: float = 0.5,
-        limiter: InProcessLimiter | None = None,
+        limiter: SenderLimiter | None = None,
     ) -> None:
         self.db = db
         self.registry = registry
@@ -49,7 +49,7 @@ class Dispatcher:
         self.chunk_size = chunk_size
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        self.limiter = limiter or InProcessLimiter()
+        self.limiter: SenderLimiter = limiter or InProcessLimiter()
         self.pairs = PairGuard()
         self.consent = ConsentGate(db)
         self._slots = asyncio.Semaphore(concurrency)

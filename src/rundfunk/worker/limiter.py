@@ -1,25 +1,67 @@
-"""A per-sender GCRA rate limiter shared by every task of one process.
+"""Per-sender rate limiting: the protocol the dispatcher uses, and the in-process limiter.
 
 Each key (a channel: one WhatsApp number, one bot) keeps a theoretical arrival time;
-a send reserves the next slot and sleeps until it. Reservation is synchronous, so
-concurrent tasks on one event loop never race for a slot. Every wait is observed in
-``rundfunk_limiter_wait_seconds``.
+a send reserves the next slot and sleeps until it. ``SenderLimiter`` is all the
+dispatcher needs, so where that time is kept is the runtime's choice: in this
+process (``InProcessLimiter``, embedded mode on SQLite), in Redis
+(``redis_limiter``) or in a PostgreSQL row (``postgres_limiter``) when several
+worker processes share one sender's limit. In process, reservation is synchronous,
+so concurrent tasks on one event loop never race for a slot. Every wait is observed
+in ``rundfunk_limiter_wait_seconds``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Protocol
 
 from rundfunk.core.ratelimit import Rate, reserve, slow_down
 from rundfunk.metrics import LIMITER_WAIT_SECONDS
 
+# A burst of rejections is one signal: halve at most once per this many seconds, and
+# never below this share of the configured rate (every limiter keeps these rules).
+CUT_GAP_SECONDS = 5.0
+FLOOR_SHARE = 1 / 8
+
+
+def floor_rate(rate: Rate) -> float:
+    """The lowest rate repeated slow-downs may reach for a sender configured at ``rate``."""
+    return max(1.0, rate.per_second * FLOOR_SHARE)
+
+
+class LimiterUnavailable(RuntimeError):
+    """The store a shared limiter keeps its slots in cannot be reached.
+
+    Sending without the limit would break the platform's, so this stops the worker
+    from starting (and fails a send that needs a slot) instead.
+    """
+
+
+class SenderLimiter(Protocol):
+    """What the dispatcher needs from a per-sender limiter."""
+
+    async def start(self) -> None:
+        """Connect and check the store is reachable; raises ``LimiterUnavailable``."""
+
+    async def acquire(self, key: int, rate: Rate) -> None:
+        """Wait until ``key`` may send once more at ``rate`` (the channel's configured rate)."""
+
+    def slow_down(self, key: int, rate: Rate, *, seconds: float = 60.0) -> None:
+        """The platform said ``key`` sends too fast: halve its rate for ``seconds``.
+
+        Called from a failing send, so it returns at once and never raises: a shared
+        store is updated in the background, and a lost update only waits for the next
+        rejection to try again.
+        """
+
+    async def close(self) -> None:
+        """Finish background updates and let the store's connections go."""
+
 
 class InProcessLimiter:
-    # A burst of rejections is one signal: halve at most once per this many seconds,
-    # and never below this share of the configured rate.
-    CUT_GAP_SECONDS = 5.0
-    FLOOR_SHARE = 1 / 8
+    CUT_GAP_SECONDS = CUT_GAP_SECONDS
+    FLOOR_SHARE = FLOOR_SHARE
 
     def __init__(self) -> None:
         self._tat: dict[int, float] = {}
@@ -39,6 +81,12 @@ class InProcessLimiter:
         self._tat[key] = tat
         return wait
 
+    async def start(self) -> None:
+        """Nothing to connect to."""
+
+    async def close(self) -> None:
+        """Nothing to let go."""
+
     async def acquire(self, key: int, rate: Rate) -> None:
         wait = self.reserve(key, rate)
         LIMITER_WAIT_SECONDS.observe(wait)
@@ -55,8 +103,7 @@ class InProcessLimiter:
         now = time.monotonic()
         current, _, last_cut = self._slowed.get(key, (rate, 0.0, -self.CUT_GAP_SECONDS))
         if now - last_cut >= self.CUT_GAP_SECONDS:
-            floor = max(1.0, rate.per_second * self.FLOOR_SHARE)
-            current, last_cut = slow_down(current, floor=floor), now
+            current, last_cut = slow_down(current, floor=floor_rate(rate)), now
         self._slowed[key] = (current, now + seconds, last_cut)
 
 

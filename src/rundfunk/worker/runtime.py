@@ -3,7 +3,9 @@
 The worker part (dispatcher and scheduler) runs in ``rundfunk serve`` (embedded) or
 ``rundfunk worker`` (scaled). On SQLite one process owns the file's worker
 (``ownership``); on PostgreSQL any number run side by side, woken by ``NOTIFY``
-(``wakeup``), with one of them scheduling (``election``).
+(``wakeup``), with one of them scheduling (``election``). Every sender's rate limit
+is shared by all workers: kept in Redis when ``RUNDFUNK_REDIS_URL`` is set, else in
+PostgreSQL, else (SQLite: one sending process) in process (``_limiter``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from rundfunk.services.sandbox import DatabaseSandbox
 from rundfunk.services.secrets import SecretBox
 from rundfunk.worker.dispatcher import Dispatcher
 from rundfunk.worker.election import SchedulerLock
+from rundfunk.worker.limiter import InProcessLimiter, SenderLimiter
 from rundfunk.worker.ownership import SqliteOwnership
+from rundfunk.worker.postgres_limiter import PostgresLimiter
+from rundfunk.worker.redis_limiter import RedisLimiter
 from rundfunk.worker.scheduler import run_scheduler
 from rundfunk.worker.wakeup import WorkListener
 
@@ -32,6 +37,7 @@ class Runtime:
         self.db = db
         self.box = SecretBox(settings.resolved_secret_key)
         self.registry = ChannelRegistry(db, box=self.box, sandbox=DatabaseSandbox(db))
+        self.limiter = _limiter(settings, db)
         self.dispatcher = Dispatcher(
             db,
             self.registry,
@@ -46,6 +52,7 @@ class Runtime:
             concurrency=settings.send_concurrency,
             lease_seconds=settings.lease_seconds,
             poll_seconds=settings.poll_seconds,
+            limiter=self.limiter,
         )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -70,8 +77,11 @@ class Runtime:
     async def start_worker(self) -> None:
         """Start the dispatcher and the scheduler in this process.
 
-        Raises ``WorkerAlreadyRunning`` on a SQLite file another process works on.
+        Raises ``WorkerAlreadyRunning`` on a SQLite file another process works on, and
+        ``LimiterUnavailable`` when the shared limiter's store (Redis) cannot be reached:
+        sending without the shared limit would break the platform's.
         """
+        await self.limiter.start()
         if self.ownership is not None:
             self.ownership.acquire()
             # One dispatcher per SQLite file: whatever is still "sending" belonged to a
@@ -112,5 +122,15 @@ class Runtime:
                 await task
         if self.ownership is not None:
             self.ownership.release()
+        await self.limiter.close()
         await self.registry.close()
         await self.db.dispose()
+
+
+def _limiter(settings: Settings, db: Database) -> SenderLimiter:
+    """Where the senders' rate limits live: shared by every worker unless on SQLite."""
+    if settings.redis_url:
+        return RedisLimiter(settings.redis_url)
+    if not db.is_sqlite:
+        return PostgresLimiter(db.libpq_url)
+    return InProcessLimiter()

@@ -1,0 +1,151 @@
+"""What every limiter kept outside the process does alike: one round trip for many slots.
+
+A limiter shared by several worker processes keeps each sender's theoretical arrival
+time in a store (Redis, a PostgreSQL row), so every reservation is a round trip. With
+64 send tasks per process asking at once, one round trip per slot would queue them
+behind each other's network latency. Instead, the tasks of one process that ask for
+the same sender while a round trip is out are coalesced: the next round trip reserves
+one contiguous run of slots for all of them (``Grant``), and each task sleeps until
+its own. Only tasks already waiting get a slot, so nothing is reserved ahead that
+could go unused, and the slots of a run are spaced exactly as single reservations
+would be: accuracy is that of one slot per round trip, while the number of round
+trips falls as the load rises (the batch is about arrival rate × round-trip time).
+
+Slow-downs are rare and must not hold up (or fail) the send that saw the rejection,
+so they are written in the background; ``close`` waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Coroutine
+from dataclasses import dataclass
+
+from rundfunk.core.ratelimit import Rate
+from rundfunk.metrics import LIMITER_WAIT_SECONDS
+from rundfunk.worker.limiter import LimiterUnavailable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A run of consecutive slots, as the store reserved them on its own clock.
+
+    ``start`` is how far after the store's "now" the first slot lies; slot ``i`` lies
+    ``i`` intervals later, and may go ``tolerance`` (the burst) early.
+    """
+
+    start: float
+    interval: float
+    tolerance: float
+
+    def wait(self, index: int) -> float:
+        return max(0.0, self.start + index * self.interval - self.tolerance)
+
+
+class StoreLimiter(ABC):
+    """A ``SenderLimiter`` whose slots live in a store; subclasses do the round trips."""
+
+    MAX_BATCH = 128  # slots per round trip at most (a bound on one call's cost)
+
+    def __init__(self, *, cut_gap_seconds: float) -> None:
+        self.cut_gap_seconds = cut_gap_seconds  # one halving per this many seconds at most
+        # (key, rate) -> tasks waiting for the next round trip of that sender.
+        self._waiting: dict[tuple[int, Rate], list[asyncio.Future[float]]] = {}
+        self._reserving: set[asyncio.Task[None]] = set()
+        self._storing: set[asyncio.Task[None]] = set()  # slow-downs being written
+
+    @abstractmethod
+    async def _reserve(self, key: int, rate: Rate, count: int) -> Grant:
+        """Reserve ``count`` consecutive slots for ``key``; raise ``LimiterUnavailable``."""
+
+    @abstractmethod
+    async def _slow_down(self, key: int, rate: Rate, seconds: float) -> None:
+        """Store a slow-down of ``key`` (the rules of ``InProcessLimiter.slow_down``)."""
+
+    @abstractmethod
+    async def _close_store(self) -> None:
+        """Let the store's connections go."""
+
+    async def acquire(self, key: int, rate: Rate) -> None:
+        waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        group = (key, rate)
+        queue = self._waiting.get(group)
+        if queue is None:
+            self._waiting[group] = [waiter]
+            self._spawn(self._reserve_for(group), self._reserving)
+        else:
+            queue.append(waiter)
+        wait = await waiter
+        LIMITER_WAIT_SECONDS.observe(wait)
+        if wait > 0:
+            await asyncio.sleep(wait)
+
+    async def _reserve_for(self, group: tuple[int, Rate]) -> None:
+        """Round trips for one sender until nobody of this process waits for it."""
+        queue = self._waiting[group]
+        try:
+            while queue:
+                batch = [w for w in queue[: self.MAX_BATCH] if not w.done()]
+                del queue[: self.MAX_BATCH]
+                if not batch:  # all of them gave up (cancelled) meanwhile
+                    continue
+                try:
+                    grant = await self._reserve(group[0], group[1], len(batch))
+                except asyncio.CancelledError:
+                    _fail(batch, LimiterUnavailable("the rate limiter was closed"))
+                    raise
+                except Exception as exc:
+                    _fail(
+                        batch,
+                        exc
+                        if isinstance(exc, LimiterUnavailable)
+                        else LimiterUnavailable(f"the rate limiter failed: {exc!r}"),
+                    )
+                    continue
+                # A waiter cancelled during the round trip leaves its slot unused:
+                # sending less than the limit, never more.
+                for index, waiter in enumerate(batch):
+                    if not waiter.done():
+                        waiter.set_result(grant.wait(index))
+        finally:
+            # Reached with the queue empty (no await since the check) or on cancel.
+            _fail(queue, LimiterUnavailable("the rate limiter was closed"))
+            del self._waiting[group]
+
+    def slow_down(self, key: int, rate: Rate, *, seconds: float = 60.0) -> None:
+        self._spawn(self._slow_down_logged(key, rate, seconds), self._storing)
+
+    async def _slow_down_logged(self, key: int, rate: Rate, seconds: float) -> None:
+        try:
+            await self._slow_down(key, rate, seconds)
+        except Exception:  # the next rejection tries again
+            log.exception("storing a slow-down of sender %s failed", key)
+
+    async def settle(self) -> None:
+        """Wait until every slow-down asked for so far is stored."""
+        while self._storing:
+            await asyncio.wait(set(self._storing))
+
+    async def close(self) -> None:
+        for task in list(self._reserving):  # their waiters get LimiterUnavailable
+            task.cancel()
+        if self._reserving:
+            await asyncio.wait(set(self._reserving))
+        await self.settle()
+        await self._close_store()
+
+    @staticmethod
+    def _spawn(work: Coroutine[object, object, None], into: set[asyncio.Task[None]]) -> None:
+        task = asyncio.create_task(work)
+        into.add(task)
+        task.add_done_callback(into.discard)
+
+
+def _fail(waiters: list[asyncio.Future[float]], error: Exception) -> None:
+    for waiter in waiters:
+        if not waiter.done():
+            waiter.set_exception(error)
