@@ -88,6 +88,29 @@ async def test_two_processes_share_one_rate_instead_of_doubling_it(new_limiter: 
     assert 0.95 <= elapsed <= 1.6, elapsed
 
 
+async def test_a_stalled_process_gives_late_slots_up_instead_of_bursting(
+    new_limiter: Factory,
+) -> None:
+    limiter = new_limiter()
+    await limiter.start()
+    rate, granted = Rate(200), list[float]()
+
+    async def sender() -> None:
+        for _ in range(6):
+            await limiter.acquire(1, rate)
+            granted.append(time.monotonic())
+
+    senders = asyncio.gather(*(sender() for _ in range(40)))
+    await asyncio.sleep(0.3)
+    time.sleep(0.15)  # the process stalls: 30 slots pass meanwhile
+    await senders
+
+    # Sent at once when it woke up, those 30 would be a burst of 30 in one instant;
+    # instead each 50 ms holds its 10, and the passed slots were given up.
+    busiest = max(sum(1 for t in granted if s <= t < s + 0.05) for s in granted)
+    assert busiest <= 16 and limiter.forfeited >= 15, (busiest, limiter.forfeited)
+
+
 async def test_a_slow_down_is_seen_by_every_process(new_limiter: Factory) -> None:
     seeing, other = new_limiter(), new_limiter()
     rate = Rate(200)

@@ -32,7 +32,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs
 
 from rundfunk.core.ratelimit import Rate
 from rundfunk.worker.limiter import CUT_GAP_SECONDS, LimiterUnavailable, floor_rate
-from rundfunk.worker.shared_limiter import Grant, StoreLimiter
+from rundfunk.worker.shared_limiter import LATE_SECONDS, Grant, StoreLimiter
 
 _NOW = "extract(epoch FROM clock_timestamp())::float8"
 
@@ -56,6 +56,7 @@ SELECT $1, clock.now + $7::int * pace.interval FROM clock, pace
 ON CONFLICT (key) DO UPDATE
     SET tat = greatest(r.tat + $7::int * (SELECT interval FROM pace), excluded.tat)
 RETURNING
+    (SELECT now FROM clock),
     r.tat - $7::int * (SELECT interval FROM pace) - (SELECT now FROM clock),
     (SELECT interval FROM pace),
     ((SELECT burst FROM pace) - 1) * (SELECT interval FROM pace)
@@ -89,9 +90,10 @@ class PostgresLimiter(StoreLimiter):
         prefix: str = "sender:",
         pool_size: int = 4,
         cut_gap_seconds: float = CUT_GAP_SECONDS,
+        late_seconds: float = LATE_SECONDS,
     ) -> None:
         """``dsn`` as asyncpg takes it (``Database.libpq_url``)."""
-        super().__init__(cut_gap_seconds=cut_gap_seconds)
+        super().__init__(cut_gap_seconds=cut_gap_seconds, late_seconds=late_seconds)
         self._dsn = dsn
         self.prefix = prefix
         self._pool_size = pool_size
@@ -129,7 +131,7 @@ class PostgresLimiter(StoreLimiter):
             )
         except _ERRORS as exc:
             raise LimiterUnavailable(f"reserving a send slot in PostgreSQL failed: {exc}") from exc
-        return Grant(float(row[0]), float(row[1]), float(row[2]))
+        return Grant(float(row[0]), float(row[1]), float(row[2]), float(row[3]))
 
     async def _slow_down(self, key: int, rate: Rate, seconds: float) -> None:
         """The rules of ``InProcessLimiter.slow_down``, in one short transaction."""

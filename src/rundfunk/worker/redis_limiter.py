@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from rundfunk.core.ratelimit import Rate
 from rundfunk.worker.limiter import CUT_GAP_SECONDS, LimiterUnavailable, floor_rate
-from rundfunk.worker.shared_limiter import Grant, StoreLimiter
+from rundfunk.worker.shared_limiter import LATE_SECONDS, Grant, StoreLimiter
 
 # Everything in seconds; numbers go back as strings (Lua numbers would be cut to
 # integers) with 17 digits (``tostring`` keeps 14: 0.1 ms at today's epoch).
@@ -60,7 +60,7 @@ local tat = math.max(num(state[1], now), now)
 local last = tat + count * interval
 redis.call('HSET', KEYS[1], 'tat', str(last))
 keep(last, slowed_until)
-return {str(tat - now), str(interval), str((burst - 1) * interval)}
+return {str(now), str(tat - now), str(interval), str((burst - 1) * interval)}
 """
 )
 
@@ -92,8 +92,9 @@ class RedisLimiter(StoreLimiter):
         *,
         prefix: str = "rundfunk:limiter:",
         cut_gap_seconds: float = CUT_GAP_SECONDS,
+        late_seconds: float = LATE_SECONDS,
     ) -> None:
-        super().__init__(cut_gap_seconds=cut_gap_seconds)
+        super().__init__(cut_gap_seconds=cut_gap_seconds, late_seconds=late_seconds)
         self.url = url
         self.prefix = prefix
         self._redis = aioredis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=10)
@@ -116,12 +117,11 @@ class RedisLimiter(StoreLimiter):
     async def _reserve(self, key: int, rate: Rate, count: int) -> Grant:
         args = [rate.per_second, rate.burst, count, floor_rate(rate)]
         try:
-            start, interval, tolerance = await self._reserve_script(
-                keys=[f"{self.prefix}{key}"], args=args
-            )
+            reply = await self._reserve_script(keys=[f"{self.prefix}{key}"], args=args)
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
-        return Grant(float(start), float(interval), float(tolerance))
+        now, start, interval, tolerance = (float(value) for value in reply)
+        return Grant(now, start, interval, tolerance)
 
     async def _slow_down(self, key: int, rate: Rate, seconds: float) -> None:
         if not (seconds > 0 and math.isfinite(seconds)):

@@ -11,6 +11,12 @@ could go unused, and the slots of a run are spaced exactly as single reservation
 would be: accuracy is that of one slot per round trip, while the number of round
 trips falls as the load rises (the batch is about arrival rate × round-trip time).
 
+The store's clock decides when a slot is (``Grant``), and ``StoreClock`` maps it onto
+this process's: the smallest recent difference between a reply's arrival here and the
+store's time in it (a round trip's own delay only ever adds to it). So a reply that
+was read late (the process stalled) does not shift its slots later; a task that wakes
+up too late for its slot gives it up (``acquire``).
+
 Slow-downs are rare and must not hold up (or fail) the send that saw the rejection,
 so they are written in the background; ``close`` waits for them.
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -29,21 +36,52 @@ from rundfunk.worker.limiter import LimiterUnavailable
 
 log = logging.getLogger(__name__)
 
+# How late a woken task may still use its slot: at 1,000/s a stall this long lets at
+# most 5 extra sends into a 100 ms window (and waking up takes ~1 ms on an idle loop).
+LATE_SECONDS = 0.005
+
 
 @dataclass(frozen=True)
 class Grant:
     """A run of consecutive slots, as the store reserved them on its own clock.
 
-    ``start`` is how far after the store's "now" the first slot lies; slot ``i`` lies
-    ``i`` intervals later, and may go ``tolerance`` (the burst) early.
+    ``now`` is the store's time of the reservation; the first slot lies ``start``
+    seconds after it, slot ``i`` ``i`` intervals later, and each may go ``tolerance``
+    (the burst) early.
     """
 
+    now: float
     start: float
     interval: float
     tolerance: float
 
-    def wait(self, index: int) -> float:
-        return max(0.0, self.start + index * self.interval - self.tolerance)
+    def due(self, index: int) -> float:
+        """When slot ``index`` may send, on the store's clock."""
+        return self.now + max(0.0, self.start + index * self.interval - self.tolerance)
+
+
+class StoreClock:
+    """This process's loop time for a time on the store's clock (an offset, re-learned).
+
+    Each reply gives ``arrival - store time`` = offset + the reply's delay; the least
+    of the last one to two ``WINDOW`` s is the offset plus the smallest delay (well
+    under a millisecond on a LAN). Forgetting older samples follows clock drift.
+    """
+
+    WINDOW = 5.0
+
+    def __init__(self) -> None:
+        self._current = math.inf
+        self._previous = math.inf
+        self._since = -math.inf
+
+    def observe(self, store_now: float, local_now: float) -> None:
+        if local_now - self._since > self.WINDOW:
+            self._previous, self._current, self._since = self._current, math.inf, local_now
+        self._current = min(self._current, local_now - store_now)
+
+    def local(self, store_time: float) -> float:
+        return store_time + min(self._current, self._previous)
 
 
 class StoreLimiter(ABC):
@@ -51,8 +89,11 @@ class StoreLimiter(ABC):
 
     MAX_BATCH = 128  # slots per round trip at most (a bound on one call's cost)
 
-    def __init__(self, *, cut_gap_seconds: float) -> None:
+    def __init__(self, *, cut_gap_seconds: float, late_seconds: float) -> None:
         self.cut_gap_seconds = cut_gap_seconds  # one halving per this many seconds at most
+        self.late_seconds = late_seconds  # a slot woken up later than this is given up
+        self.forfeited = 0  # slots given up so (see ``acquire``)
+        self.clock = StoreClock()
         # (key, rate) -> tasks waiting for the next round trip of that sender.
         self._waiting: dict[tuple[int, Rate], list[asyncio.Future[float]]] = {}
         self._reserving: set[asyncio.Task[None]] = set()
@@ -71,6 +112,30 @@ class StoreLimiter(ABC):
         """Let the store's connections go."""
 
     async def acquire(self, key: int, rate: Rate) -> None:
+        """Wait for a slot of ``key``; one that this process woke up to late is given up.
+
+        A process that stalls (a busy machine, a long garbage collection) would wake
+        every task whose slot passed meanwhile at once, and they would all send in the
+        same instant: a burst over the platform's limit, although each slot was
+        reserved correctly. So a task that wakes more than ``late_seconds`` after its
+        slot lets the slot go unused and reserves a new one: a stall costs sends (the
+        mean falls a little) instead of bunching them.
+        """
+        loop = asyncio.get_running_loop()
+        waited = 0.0
+        while True:
+            due = await self._slot(key, rate)
+            wait = max(0.0, due - loop.time())
+            waited += wait
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if loop.time() - due <= self.late_seconds:
+                break
+            self.forfeited += 1
+        LIMITER_WAIT_SECONDS.observe(waited)
+
+    def _slot(self, key: int, rate: Rate) -> asyncio.Future[float]:
+        """When one slot of ``key`` is due (loop time), from the next round trip for it."""
         waiter: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         group = (key, rate)
         queue = self._waiting.get(group)
@@ -79,10 +144,7 @@ class StoreLimiter(ABC):
             self._spawn(self._reserve_for(group), self._reserving)
         else:
             queue.append(waiter)
-        wait = await waiter
-        LIMITER_WAIT_SECONDS.observe(wait)
-        if wait > 0:
-            await asyncio.sleep(wait)
+        return waiter
 
     async def _reserve_for(self, group: tuple[int, Rate]) -> None:
         """Round trips for one sender until nobody of this process waits for it."""
@@ -106,11 +168,12 @@ class StoreLimiter(ABC):
                         else LimiterUnavailable(f"the rate limiter failed: {exc!r}"),
                     )
                     continue
+                self.clock.observe(grant.now, asyncio.get_running_loop().time())
                 # A waiter cancelled during the round trip leaves its slot unused:
                 # sending less than the limit, never more.
                 for index, waiter in enumerate(batch):
                     if not waiter.done():
-                        waiter.set_result(grant.wait(index))
+                        waiter.set_result(self.clock.local(grant.due(index)))
         finally:
             # Reached with the queue empty (no await since the check) or on cancel.
             _fail(queue, LimiterUnavailable("the rate limiter was closed"))
