@@ -1,0 +1,516 @@
+"""The crash drill: SIGKILL workers at random moments during a WhatsApp broadcast.
+
+Shipped with the package (like ``fake_graph``) so that both the end-to-end test and
+the benchmark run the same drill. On a fresh PostgreSQL database it starts the fake
+Graph API (status webhooks on), ``rundfunk serve --no-worker`` and a fleet of
+``rundfunk worker`` processes; seeds N opted-in subscribers; sends one template
+broadcast; and while it is sending, SIGKILLs a random worker at random moments,
+starting a new one after each kill so the fleet keeps its size. At the end it counts
+per recipient the copies the fake accepted.
+
+The randomness (when to kill, whom) comes from one seed, printed with the figures, so
+a failing drill can be replayed with the same plan (the processes' own timing is not
+reproducible, the plan is).
+
+Which rows a kill left behind: each worker incarnation gets a lease a millisecond
+longer than the one before (``RUNDFUNK_LEASE_SECONDS``), and a claim stamps
+``updated_at = now`` and ``lease_until = now + lease`` together, so the rows still
+``sending`` whose ``lease_until - updated_at`` is the dead worker's lease are exactly
+its unfinished claims (``orphaned``). Each is then either settled by its status
+callback (never claimed again, one copy at the platform) or sent again after the
+settle time (claimed again: its first claim never reached the platform).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]  # no stubs
+import httpx
+
+ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+RUNDFUNK = Path(sys.executable).parent / "rundfunk"
+TEMPLATE = "drill_news"
+START_TIMEOUT_S = 60.0
+
+
+class DrillUnavailable(RuntimeError):
+    """PostgreSQL cannot be reached: the drill cannot run here."""
+
+
+@dataclass
+class Kill:
+    at_s: float  # seconds after the broadcast was sent
+    worker: int  # the fleet slot
+    incarnation: int
+    accepted_before: int  # messages the platform had accepted when the kill landed
+    broadcast_status: str  # the broadcast's status right after the kill
+    orphaned: int  # rows the dead worker left in "sending"
+
+
+@dataclass
+class DrillResult:
+    seed: int
+    recipients: int
+    workers: int
+    kills: int
+    duplicates: int  # recipients with more than one copy at the platform
+    missing: int  # recipients without a copy
+    extra_copies: int  # copies beyond one, summed
+    seconds: float  # the whole drill, start to last count
+    seed_seconds: float  # creating the subscribers
+    broadcast_seconds: float  # from "send" to the broadcast's "done"
+    fanout_seconds: float  # the "send" request (it writes every delivery row)
+    orphaned: int  # rows kills left in "sending" (see the module docstring)
+    settled_by_callback: int  # of those: settled by the status webhook, not sent again
+    resent: int  # of those: sent again after the settle time
+    claimed_again: int  # every delivery claimed more than once (attempts > 1)
+    lease_seconds: float
+    settle_seconds: float
+    kill_log: list[Kill] = field(default_factory=list)
+    logs: str = ""
+
+    @property
+    def kills_while_sending(self) -> bool:
+        return all(
+            k.broadcast_status == "sending" and k.accepted_before < self.recipients
+            for k in self.kill_log
+        )
+
+    def summary(self) -> str:
+        return (
+            f"crash drill (seed {self.seed}): {self.recipients} recipients, "
+            f"{self.workers} workers, {self.kills} SIGKILLs while sending; "
+            f"duplicates {self.duplicates}, missing {self.missing}; broadcast "
+            f"{self.broadcast_seconds:.1f}s (fan-out {self.fanout_seconds:.1f}s), "
+            f"drill {self.seconds:.1f}s (seeding "
+            f"{self.seed_seconds:.1f}s); kills left {self.orphaned} rows in flight: "
+            f"{self.settled_by_callback} settled by status callback, {self.resent} sent "
+            f"again after the settle time; {self.claimed_again} deliveries claimed more "
+            f"than once; lease {self.lease_seconds:g}s, settle {self.settle_seconds:g}s"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "kills_while_sending": self.kills_while_sending}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Process:
+    """A child in its own process group, its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path, number: int = 0) -> None:
+        self.log = log
+        self.number = number  # a worker's incarnation
+        self._out = log.open("ab")
+        self.popen = subprocess.Popen(
+            args,
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return self.log.read_text("utf-8", "replace")
+
+    async def wait_for(self, text: str, timeout: float = START_TIMEOUT_S) -> str:
+        deadline = time.monotonic() + timeout
+        while text not in (out := self.output()):
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.log.name} exited ({self.popen.returncode}):\n{out}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.log.name}: no {text!r} in {timeout}s:\n{out[-3000:]}")
+            await asyncio.sleep(0.05)
+        return out
+
+    def kill(self) -> None:
+        if self.popen.poll() is None:
+            os.killpg(self.popen.pid, signal.SIGKILL)
+            self.popen.wait(timeout=10)
+        self._out.close()
+
+    def stop(self) -> None:
+        """SIGTERM, SIGKILL after 10 s."""
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+
+async def _admin(admin_url: str, statement: str) -> None:
+    try:
+        conn = await asyncpg.connect(admin_url, timeout=5)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise DrillUnavailable(f"PostgreSQL at {admin_url} is unreachable ({exc})") from exc
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+async def run_drill(
+    recipients: int,
+    *,
+    kills: int = 12,
+    seed: int | None = None,
+    workers: int = 3,
+    lease_seconds: float = 4.0,
+    settle_seconds: float = 4.0,
+    database_url: str | None = None,
+    admin_url: str = ADMIN_URL,
+    timeout: float = 600.0,
+) -> DrillResult:
+    """Run the drill once; ``database_url``: an empty database to use instead of a new one."""
+    seed = random.randrange(1, 2**31) if seed is None else seed
+    print(f"[drill] seed {seed}: {recipients} recipients, {kills} kills, {workers} workers")
+    name = f"rundfunk_drill_{os.getpid()}_{random.randrange(10**6)}"
+    url = database_url
+    if url is None:
+        await _admin(admin_url, f'CREATE DATABASE "{name}"')
+        url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    logs = Path(tempfile.mkdtemp(prefix="rundfunk-drill-"))
+    fleet = _Fleet(url, logs, seed, lease_seconds, settle_seconds)
+    try:
+        result = await fleet.run(recipients, kills, workers, timeout)
+        result.logs = str(logs)
+        return result
+    finally:
+        fleet.close()
+        if database_url is None:
+            await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def drill(recipients: int, **kwargs: Any) -> DrillResult:
+    """``run_drill`` from synchronous code."""
+    return asyncio.run(run_drill(recipients, **kwargs))
+
+
+class _Fleet:
+    """The processes of one drill, the plan of kills, and the counting."""
+
+    def __init__(
+        self, url: str, logs: Path, seed: int, lease_seconds: float, settle_seconds: float
+    ) -> None:
+        self.url = url
+        self.logs = logs
+        self.rng = random.Random(seed)
+        self.seed = seed
+        self.lease_seconds = lease_seconds
+        self.settle_seconds = settle_seconds
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("RUNDFUNK_")}
+        self.env.update(
+            RUNDFUNK_DATABASE_URL=url,
+            RUNDFUNK_SECRET_KEY=f"drill-{seed}",  # one key for every node
+            RUNDFUNK_DEMO="true",  # the banner's API token drives the drill
+            RUNDFUNK_POLL_SECONDS="0.1",
+            RUNDFUNK_SETTLE_SECONDS=str(settle_seconds),
+            RUNDFUNK_LOG_FORMAT="text",
+            RUNDFUNK_LOG_LEVEL="WARNING",
+            PYTHONUNBUFFERED="1",
+        )
+        self.graph: _Process | None = None
+        self.web: _Process | None = None
+        self.slots: list[_Process] = []
+        self.leases: list[float] = []  # per slot: the lease of its current incarnation
+        self.incarnations = 0
+        self.everyone: list[_Process] = []
+
+    # -- processes ------------------------------------------------------------------------
+    def _start_worker(self) -> tuple[_Process, float]:
+        self.incarnations += 1
+        lease = round(self.lease_seconds + 0.001 * self.incarnations, 3)
+        env = {
+            **self.env,
+            "RUNDFUNK_LEASE_SECONDS": str(lease),
+            "RUNDFUNK_DATA_DIR": str(self.logs / f"worker-{self.incarnations}"),
+        }
+        log = self.logs / f"worker-{self.incarnations}.log"
+        process = _Process([str(RUNDFUNK), "worker"], env, log, self.incarnations)
+        self.everyone.append(process)
+        return process, lease
+
+    async def _start(self, workers: int) -> tuple[str, str]:
+        """The fake, the web node and the fleet; returns the web URL and the fake's URL."""
+        graph_args = [sys.executable, "-m", "rundfunk.testing.fake_graph", "--port", "0"]
+        graph_args += ["--seed", str(self.seed), "--access-token", "drill-token"]
+        graph_args += ["--app-secret", "drill-secret"]
+        self.graph = _Process(graph_args, self.env, self.logs / "fake-graph.log")
+        self.everyone.append(self.graph)
+        port = _free_port()
+        web_env = {**self.env, "RUNDFUNK_DATA_DIR": str(self.logs / "web")}
+        web_args = [str(RUNDFUNK), "serve", "--no-worker", "--host", "127.0.0.1"]
+        self.web = _Process([*web_args, "--port", str(port)], web_env, self.logs / "web.log")
+        self.everyone.append(self.web)
+        graph_out = await self.graph.wait_for("FAKE_GRAPH_URL=")
+        graph_url = graph_out.split("FAKE_GRAPH_URL=", 1)[1].split()[0]
+        banner = await self.web.wait_for("API token:")
+        self.token = banner.split("API token:", 1)[1].split()[0]
+        web_url = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient() as client:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while True:
+                try:
+                    if (await client.get(f"{web_url}/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"web node not healthy:\n{self.web.output()[-3000:]}")
+                await asyncio.sleep(0.1)
+        for _ in range(workers):
+            process, lease = self._start_worker()
+            self.slots.append(process)
+            self.leases.append(lease)
+        for process in self.slots:
+            await process.wait_for("worker is running")
+        return web_url, graph_url
+
+    def close(self) -> None:
+        for process in reversed(self.everyone):
+            process.stop()
+
+    # -- the drill ------------------------------------------------------------------------
+    async def run(self, recipients: int, kills: int, workers: int, timeout: float) -> DrillResult:
+        started = time.monotonic()
+        web_url, graph_url = await self._start(workers)
+        auth = {"Authorization": f"Bearer {self.token}"}
+        async with (
+            httpx.AsyncClient(base_url=web_url, headers=auth, timeout=120) as api,
+            httpx.AsyncClient(base_url=graph_url, timeout=120) as fake,
+        ):
+            channel_id = await _whatsapp_channel(api, fake, graph_url)
+            people = [f"4917{i:08d}" for i in range(recipients)]
+            seeding = time.monotonic()
+            db = await asyncpg.connect(self.url)
+            try:
+                await _seed(db, channel_id, people)
+                seed_s = time.monotonic() - seeding
+                created = await api.post(
+                    "/api/v1/broadcasts",
+                    json={
+                        "channel_id": channel_id,
+                        "template": {
+                            "name": TEMPLATE,
+                            "language": "de",
+                            "body_parameters": ["{{ contact.name }}", f"drill {self.seed}"],
+                        },
+                    },
+                )
+                created.raise_for_status()
+                broadcast_id = int(created.json()["id"])
+                sent_at = time.monotonic()
+                (await api.post(f"/api/v1/broadcasts/{broadcast_id}/send")).raise_for_status()
+                fanout_s = time.monotonic() - sent_at
+                accepted = _Accepted(fake)
+                kill_log, orphans = await self._kill_while_sending(
+                    db, accepted, broadcast_id, recipients, kills, sent_at, timeout
+                )
+                await _wait_done(api, broadcast_id, sent_at + timeout)
+                broadcast_s = time.monotonic() - sent_at
+                attempts = dict(
+                    await db.fetch(
+                        "SELECT id, attempts FROM deliveries WHERE broadcast_id = $1", broadcast_id
+                    )
+                )
+            finally:
+                await db.close()
+            copies = await accepted.update()
+        wanted = set(people)
+        resent = sum(1 for i, before in orphans.items() if attempts[i] > before)
+        return DrillResult(
+            seed=self.seed,
+            recipients=recipients,
+            workers=workers,
+            kills=len(kill_log),
+            duplicates=sum(1 for p in wanted if copies[p] > 1),
+            missing=sum(1 for p in wanted if copies[p] == 0),
+            extra_copies=sum(copies[p] - 1 for p in wanted if copies[p] > 1),
+            seconds=time.monotonic() - started,
+            seed_seconds=seed_s,
+            broadcast_seconds=broadcast_s,
+            fanout_seconds=fanout_s,
+            orphaned=len(orphans),
+            settled_by_callback=len(orphans) - resent,
+            resent=resent,
+            claimed_again=sum(1 for n in attempts.values() if n > 1),
+            lease_seconds=self.lease_seconds,
+            settle_seconds=self.settle_seconds,
+            kill_log=kill_log,
+        )
+
+    async def _kill_while_sending(
+        self,
+        db: asyncpg.Connection,
+        accepted: _Accepted,
+        broadcast_id: int,
+        recipients: int,
+        kills: int,
+        sent_at: float,
+        timeout: float,
+    ) -> tuple[list[Kill], dict[int, int]]:
+        """Kill at accepted counts drawn up front (3-85 % of the broadcast), at least
+        ``MIN_GAP_S`` apart; returns the kills and the orphaned rows' attempts."""
+        marks = sorted(int(self.rng.uniform(0.03, 0.85) * recipients) for _ in range(kills))
+        victims = [self.rng.randrange(len(self.slots)) for _ in range(kills)]
+        log: list[Kill] = []
+        orphans: dict[int, int] = {}
+        last = 0.0
+        while len(log) < kills:
+            if time.monotonic() > sent_at + timeout:
+                raise RuntimeError(f"only {len(log)} kills in {timeout}s")
+            await accepted.update()
+            if accepted.count < marks[len(log)] or time.monotonic() - last < MIN_GAP_S:
+                await asyncio.sleep(0.1)
+                continue
+            status = await db.fetchval("SELECT status FROM broadcasts WHERE id = $1", broadcast_id)
+            if status != "sending":
+                break  # finished before the plan did: fewer kills (the caller judges)
+            slot = victims[len(log)]
+            victim, lease = self.slots[slot], self.leases[slot]
+            victim.kill()
+            last = time.monotonic()
+            lease_ms = round(lease * 1000)
+            left = await db.fetch(
+                "SELECT id, attempts FROM deliveries WHERE status = 'sending' AND "
+                "round(extract(epoch FROM lease_until - updated_at) * 1000) = $1",
+                lease_ms,
+            )
+            orphans.update((row["id"], row["attempts"]) for row in left)
+            status = await db.fetchval("SELECT status FROM broadcasts WHERE id = $1", broadcast_id)
+            self.slots[slot], self.leases[slot] = self._start_worker()
+            log.append(
+                Kill(
+                    at_s=round(last - sent_at, 2),
+                    worker=slot,
+                    incarnation=victim.number,
+                    accepted_before=accepted.count,
+                    broadcast_status=str(status),
+                    orphaned=len(left),
+                )
+            )
+            print(f"[drill] kill {len(log)}: {log[-1]}")
+            # The next kill hits a worker that is working, not one still starting.
+            await self.slots[slot].wait_for("worker is running")
+        return log, orphans
+
+
+MIN_GAP_S = 1.0  # between kills: a restarted worker has a moment to start
+
+
+class _Accepted:
+    """What the fake accepted so far, read incrementally (``/_fake/sent?offset=``)."""
+
+    def __init__(self, fake: httpx.AsyncClient) -> None:
+        self.fake = fake
+        self.count = 0  # every accepted message
+        self.copies: Counter[str] = Counter()  # template messages per recipient
+
+    async def update(self) -> Counter[str]:
+        rows = (await self.fake.get("/_fake/sent", params={"offset": self.count})).json()
+        self.count += len(rows)
+        self.copies.update(m["to"] for m in rows if m["type"] == "template")
+        return self.copies
+
+
+async def _whatsapp_channel(api: httpx.AsyncClient, fake: httpx.AsyncClient, base: str) -> int:
+    """A WhatsApp channel on the fake (1,000/s), its template synced, webhooks on."""
+    created = await api.post(
+        "/api/v1/channels",
+        json={
+            "kind": "whatsapp",
+            "name": "Drill",
+            "config": {
+                "phone_number_id": "1001",
+                "waba_id": "2002",
+                "access_token": "drill-token",
+                "app_secret": "drill-secret",
+                "api_base_url": base,
+                "display_phone_number": "+49 151 23456789",
+                "throughput": 1000,
+            },
+        },
+    )
+    created.raise_for_status()
+    channel = created.json()
+    knobs = {"webhook_url": channel["webhook_url"], "read_share": 0.0}
+    (await fake.post("/_fake/config", json=knobs)).raise_for_status()
+    template = {"name": TEMPLATE, "language": "de", "body": "Hallo {{1}}, heute: {{2}}"}
+    (await fake.post("/_fake/templates", json=template)).raise_for_status()
+    synced = await api.post(f"/api/v1/channels/{channel['id']}/templates/sync")
+    synced.raise_for_status()
+    return int(channel["id"])
+
+
+async def _seed(db: asyncpg.Connection, channel_id: int, people: list[str]) -> None:
+    """Opted-in subscribers in bulk: the contact row and its consent event, as an
+    API opt-in by the workspace's token writes them (``subscriptions.opt_in``)."""
+    workspace_id, token_id = await db.fetchrow(
+        "SELECT c.workspace_id, t.id FROM channels c JOIN api_tokens t "
+        "ON t.workspace_id = c.workspace_id WHERE c.id = $1 ORDER BY t.id LIMIT 1",
+        channel_id,
+    )
+    now = datetime.now(UTC).replace(tzinfo=None)  # stored as naive UTC
+    async with db.transaction():
+        ids = await db.fetch(
+            "INSERT INTO contacts (workspace_id, channel_id, address, name, attributes, tags, "
+            "status, blocked, created_at, updated_at) SELECT $1, $2, a, 'Person ' || a, "
+            "'{}', '[]', 'subscribed', false, $3, $3 FROM unnest($4::text[]) AS a RETURNING id",
+            workspace_id,
+            channel_id,
+            now,
+            people,
+        )
+        await db.execute(
+            "INSERT INTO consent_events (workspace_id, contact_id, kind, source, actor, "
+            "created_at) SELECT $1, c, 'opt_in', 'api', $2, $3 FROM unnest($4::int[]) AS c",
+            workspace_id,
+            f"token:{token_id}",
+            now,
+            [row["id"] for row in ids],
+        )
+
+
+async def _wait_done(api: httpx.AsyncClient, broadcast_id: int, deadline: float) -> None:
+    while True:
+        body = (await api.get(f"/api/v1/broadcasts/{broadcast_id}")).json()
+        if body["status"] == "done":
+            return
+        if body["status"] in {"paused", "cancelled"} or time.monotonic() > deadline:
+            raise RuntimeError(f"broadcast {broadcast_id} did not finish: {json.dumps(body)}")
+        await asyncio.sleep(0.2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m rundfunk.testing.drill [recipients [kills [seed]]]``: one drill."""
+    args = [int(a) for a in (sys.argv[1:] if argv is None else argv)]
+    recipients, kills, seed = (args + [10_000, 12, 0][len(args) :])[:3]
+    result = drill(recipients, kills=kills, seed=seed or None)
+    print(result.summary())
+    print(json.dumps(result.as_dict(), indent=1))
+
+
+if __name__ == "__main__":
+    main()
