@@ -86,10 +86,11 @@ async def whatsapp_verify(channel_id: PathId, request: Request, runtime: Runtime
 
 @router.post("/whatsapp/{channel_id}", response_model=None)
 @_timed("whatsapp")
-async def whatsapp_events(
-    channel_id: PathId, request: Request, runtime: RuntimeDep
-) -> dict[str, Any] | Response:
+async def whatsapp_events(channel_id: PathId, request: Request) -> dict[str, Any] | Response:
     """Inbound messages, statuses, consent and template updates from the Cloud API."""
+    # The runtime straight from the app, not through ``RuntimeDep``: a plain function
+    # as a dependency runs on a worker thread, a thread hop per POST at thousands a second.
+    runtime: Runtime = request.app.state.runtime
     channel = await _whatsapp(runtime, channel_id)
     if channel is None:
         return error_response(404, "not_found", f"no WhatsApp channel {channel_id}")
