@@ -288,7 +288,6 @@ def worker_env(url: str, data_dir: str, **extra: str) -> dict[str, str]:
         RUNDFUNK_SECRET_KEY=SECRET_KEY,
         RUNDFUNK_DATA_DIR=data_dir,
         RUNDFUNK_DEMO="false",
-        RUNDFUNK_POLL_SECONDS="0.1",
         RUNDFUNK_LOG_LEVEL="WARNING",
         **extra,
     )

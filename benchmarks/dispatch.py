@@ -49,7 +49,7 @@ from rundfunk.services.dispatch import SendJob
 FULL_RECIPIENTS = 100_000
 QUICK_RECIPIENTS = 20_000
 MEMORY_SIZES_FULL = (10_000, 100_000, 1_000_000)
-MEMORY_SIZES_QUICK = (10_000, 100_000)
+MEMORY_SIZES_QUICK = (QUICK_RECIPIENTS, 100_000)  # the smaller one is the dispatch run
 
 
 async def _bodies(setup: Setup, recipients: int) -> Iterator[dict[str, Any]]:

@@ -86,10 +86,17 @@ def load(stem: str) -> Any:
     path = HERE / f"{stem}.py"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist (yet)")
-    spec = importlib.util.spec_from_file_location(f"bench_{stem}", path)
+    # Registered under its own name: a part's worker processes (multiprocessing) find
+    # its functions by module name, and this directory is on their sys.path too.
+    spec = importlib.util.spec_from_file_location(stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules[stem] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[stem]
+        raise
     return module
 
 
@@ -145,8 +152,8 @@ def derived(figures: dict[str, Any]) -> None:
     if isinstance(by_size, dict) and len(by_size) > 1:
         sizes = sorted(by_size, key=int)
         figures["worker_rss_growth"] = round(by_size[sizes[-1]] / by_size[sizes[0]], 3)
-    elif "worker_rss_growth" not in figures:
-        figures["worker_rss_growth"] = None
+    elif "worker_peak_rss_mb" in figures:  # the dispatch part ran (or failed)
+        figures.setdefault("worker_rss_growth", None)
 
 
 def main() -> int:
