@@ -93,22 +93,22 @@ def status_webhook(n: int, state: str) -> bytes:
 # --- the client: one process of many ------------------------------------------------------
 
 
-def _client(args: tuple[str, int, float, float, bool]) -> tuple[int, int, list[float]]:
-    url, offset, start_at, stop_at, signed = args
-    return asyncio.run(_fire(url, offset, start_at, stop_at, signed))
+def _client(args: tuple[str, int, float, float]) -> tuple[int, int, list[float]]:
+    return asyncio.run(_fire(*args))
 
 
 async def _fire(
-    url: str, offset: int, start_at: float, stop_at: float, signed: bool
+    url: str, offset: int, start_at: float, stop_at: float
 ) -> tuple[int, int, list[float]]:
     """POST for the window; (answered 200 in the window, failures, latencies in s)."""
     states = ("sent", "delivered", "read")
     bodies = []
     for i in range(BODIES_PER_PROCESS):
         body = status_webhook(offset + i, states[i % 3])
-        headers = {"Content-Type": "application/json"}
-        if signed:
-            headers["X-Hub-Signature-256"] = sign(APP_SECRET, body)
+        headers = {
+            "Content-Type": "application/json",
+            "X-Hub-Signature-256": sign(APP_SECRET, body),
+        }
         bodies.append((body, headers))
     ok, failed, latencies = 0, 0, []
     connector = aiohttp.TCPConnector(limit=CONNECTIONS_PER_PROCESS)
@@ -138,27 +138,39 @@ async def _fire(
     return ok, failed, latencies
 
 
-def load(url: str, seconds: float, *, signed: bool) -> dict[str, float]:
-    """Fire from ``CLIENT_PROCESSES`` processes over one window after a warm-up."""
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def load(url: str, seconds: float, server_pid: int) -> dict[str, float]:
+    """Fire from ``CLIENT_PROCESSES`` processes over one window after a warm-up; the
+    server's CPU time is read at the window's edges."""
     start_at = time.time() + 1.5 + WARMUP_S  # 1.5 s for the processes to get going
     stop_at = start_at + seconds
-    jobs = [(url, p * 10_000_000, start_at, stop_at, signed) for p in range(CLIENT_PROCESSES)]
+    jobs = [(url, p * 10_000_000, start_at, stop_at) for p in range(CLIENT_PROCESSES)]
     with multiprocessing.get_context("fork").Pool(CLIENT_PROCESSES) as pool:
-        results = pool.map(_client, jobs)
+        pending = pool.map_async(_client, jobs)
+        time.sleep(max(0.0, start_at - time.time()))
+        cpu_start = _cpu_seconds(server_pid)
+        time.sleep(max(0.0, stop_at - time.time()))
+        cpu_used = _cpu_seconds(server_pid) - cpu_start
+        results = pending.get()
     ok = sum(r[0] for r in results)
-    failed = sum(r[1] for r in results)
     latencies = sorted(x for r in results for x in r[2])
-    p = (
-        (lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000)
-        if latencies
-        else (lambda q: float("nan"))
-    )
     return {
         "per_s": ok / seconds,
-        "failed": float(failed),
-        "p50_ms": p(0.50),
-        "p99_ms": p(0.99),
-        "count": float(ok),
+        "failed": float(sum(r[1] for r in results)),
+        "p50_ms": _percentile(latencies, 0.50),
+        "p99_ms": _percentile(latencies, 0.99),
+        "cpu_ms": cpu_used * 1000 / ok if ok else float("nan"),
     }
 
 
@@ -264,7 +276,7 @@ def measure(quick: bool) -> dict[str, float]:
             _wait_ready(base)
             channel_id = _whatsapp_channel(base, token)
             hook = f"{base}/webhooks/whatsapp/{channel_id}"
-            ours_figures = load(hook, seconds, signed=True)
+            ours_figures = load(hook, seconds, ours.proc.pid)
             drain_s = _drain_seconds(root / "data" / "rundfunk.db")
         finally:
             ours.stop()
@@ -286,7 +298,7 @@ def measure(quick: bool) -> dict[str, float]:
         )
         try:
             _wait_ready_bare(f"http://127.0.0.1:{bare_port}")
-            bare_figures = load(f"http://127.0.0.1:{bare_port}/hook", seconds, signed=True)
+            bare_figures = load(f"http://127.0.0.1:{bare_port}/hook", seconds, bare.proc.pid)
         finally:
             bare.stop()
     return {
@@ -295,6 +307,8 @@ def measure(quick: bool) -> dict[str, float]:
         "webhook_p99_ms": round(ours_figures["p99_ms"], 2),
         "webhook_failed": ours_figures["failed"],
         "webhook_drain_s": round(drain_s, 2),
+        "webhook_server_cpu_ms": round(ours_figures["cpu_ms"], 3),
+        "webhook_bare_cpu_ms": round(bare_figures["cpu_ms"], 3),
         "webhook_bare_per_s": round(bare_figures["per_s"], 1),
         "webhook_bare_p99_ms": round(bare_figures["p99_ms"], 2),
         "webhook_vs_bare": round(ours_figures["per_s"] / bare_figures["per_s"], 3),

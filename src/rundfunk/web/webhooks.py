@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -33,6 +33,7 @@ from rundfunk.worker.runtime import Runtime
 from rundfunk.worker.webhook_ingest import WebhookIngestion
 
 log = logging.getLogger(__name__)
+_OK = b'{"ok":true}'  # the answer to a stored webhook, encoded once
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -84,9 +85,18 @@ async def whatsapp_verify(channel_id: PathId, request: Request, runtime: Runtime
     return PlainTextResponse(challenge)
 
 
-@router.post("/whatsapp/{channel_id}", response_model=None)
+@router.post(
+    "/whatsapp/{channel_id}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": 'Stored durably (`{"ok": true}`); carried out shortly after.',
+            "content": {"application/json": {"example": {"ok": True}}},
+        }
+    },
+)
 @_timed("whatsapp")
-async def whatsapp_events(channel_id: PathId, request: Request) -> dict[str, Any] | Response:
+async def whatsapp_events(channel_id: PathId, request: Request) -> Response:
     """Inbound messages, statuses, consent and template updates from the Cloud API."""
     # The runtime straight from the app, not through ``RuntimeDep``: a plain function
     # as a dependency runs on a worker thread, a thread hop per POST at thousands a second.
@@ -110,4 +120,4 @@ async def whatsapp_events(channel_id: PathId, request: Request) -> dict[str, Any
     except Exception as exc:  # not stored: the platform must send it again
         log.warning("webhook for channel %s not stored: %s", channel_id, exc)
         return error_response(503, "unavailable", "the webhook could not be stored; retry")
-    return {"ok": True}
+    return Response(_OK, media_type="application/json")
