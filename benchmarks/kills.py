@@ -8,7 +8,9 @@ copy, recipients with none, the kills, how long the drill took, and how the rows
 kills left in flight ended (settled by their status callback, or sent again after
 the settle time). Full: 100,000 recipients; quick: 20,000, still 12 kills.
 
-    .venv/bin/python benchmarks/kills.py [--quick]
+    .venv/bin/python benchmarks/kills.py [--quick] [--seed N] [--recipients N]
+
+``--seed`` replays a drill's plan of kills (the seed is printed with every run).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ QUICK_RECIPIENTS = 20_000
 KILLS = 12
 
 
-def measure(quick: bool) -> dict[str, Any]:
-    result = drill(QUICK_RECIPIENTS if quick else FULL_RECIPIENTS, kills=KILLS)
+def measure(quick: bool, seed: int | None = None, recipients: int | None = None) -> dict[str, Any]:
+    size = recipients or (QUICK_RECIPIENTS if quick else FULL_RECIPIENTS)
+    result = drill(size, kills=KILLS, seed=seed)
     print(f"  {result.summary()}", flush=True)
     return {
         "duplicates_after_kills": result.duplicates,
@@ -45,4 +48,7 @@ def measure(quick: bool) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="20,000 recipients, 12 kills")
-    print(json.dumps(measure(parser.parse_args().quick), indent=2))
+    parser.add_argument("--seed", type=int, default=None, help="replay this plan of kills")
+    parser.add_argument("--recipients", type=int, default=None, help="another size")
+    args = parser.parse_args()
+    print(json.dumps(measure(args.quick, args.seed, args.recipients), indent=2))

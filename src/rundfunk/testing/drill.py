@@ -1,16 +1,12 @@
 """The crash drill: SIGKILL workers at random moments during a WhatsApp broadcast.
 
-Shipped with the package (like ``fake_graph``) so that both the end-to-end test and
-the benchmark run the same drill. On a fresh PostgreSQL database it starts the fake
-Graph API (status webhooks on), ``rundfunk serve --no-worker`` and a fleet of
-``rundfunk worker`` processes; seeds N opted-in subscribers; sends one template
-broadcast; and while it is sending, SIGKILLs a random worker at random moments,
-starting a new one after each kill so the fleet keeps its size. At the end it counts
-per recipient the copies the fake accepted.
-
-The randomness (when to kill, whom) comes from one seed, printed with the figures, so
-a failing drill can be replayed with the same plan (the processes' own timing is not
-reproducible, the plan is).
+Shipped with the package (like ``fake_graph``) so the end-to-end test and the
+benchmark run the same drill. On a fresh PostgreSQL database it starts the fake Graph
+API (status webhooks on), ``rundfunk serve --no-worker`` and a fleet of ``rundfunk
+worker`` processes, seeds N opted-in subscribers and sends one template broadcast;
+while it is sending it SIGKILLs a random worker at random moments and starts a new
+one after each kill. At the end it counts per recipient the copies the fake accepted.
+When and whom to kill comes from one seed, printed, so a failing plan can be replayed.
 
 Which rows a kill left behind: each worker incarnation gets a lease a millisecond
 longer than the one before (``RUNDFUNK_LEASE_SECONDS``), and a claim stamps
@@ -70,7 +66,6 @@ class DrillResult:
     kills: int
     duplicates: int  # recipients with more than one copy at the platform
     missing: int  # recipients without a copy
-    extra_copies: int  # copies beyond one, summed
     seconds: float  # the whole drill, start to last count
     seed_seconds: float  # creating the subscribers
     broadcast_seconds: float  # from "send" to the broadcast's "done"
@@ -144,20 +139,11 @@ class _Process:
         return out
 
     def kill(self) -> None:
+        """SIGKILL to the process group: a crash (and the end of the drill)."""
         if self.popen.poll() is None:
             os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(timeout=10)
         self._out.close()
-
-    def stop(self) -> None:
-        """SIGTERM, SIGKILL after 10 s."""
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill()
 
 
 async def _admin(admin_url: str, statement: str) -> None:
@@ -231,12 +217,13 @@ class _Fleet:
             RUNDFUNK_LOG_LEVEL="WARNING",
             PYTHONUNBUFFERED="1",
         )
-        self.graph: _Process | None = None
-        self.web: _Process | None = None
         self.slots: list[_Process] = []
         self.leases: list[float] = []  # per slot: the lease of its current incarnation
         self.incarnations = 0
         self.everyone: list[_Process] = []
+        self.db: asyncpg.Connection = None
+        self.broadcast_id = 0
+        self.sent_at = 0.0
 
     # -- processes ------------------------------------------------------------------------
     def _start_worker(self) -> tuple[_Process, float]:
@@ -254,32 +241,25 @@ class _Fleet:
 
     async def _start(self, workers: int) -> tuple[str, str]:
         """The fake, the web node and the fleet; returns the web URL and the fake's URL."""
-        graph_args = [sys.executable, "-m", "rundfunk.testing.fake_graph", "--port", "0"]
-        graph_args += ["--seed", str(self.seed), "--access-token", "drill-token"]
-        graph_args += ["--app-secret", "drill-secret"]
-        self.graph = _Process(graph_args, self.env, self.logs / "fake-graph.log")
-        self.everyone.append(self.graph)
+        graph_args = [sys.executable, "-m", "rundfunk.testing.fake_graph", "--seed", str(self.seed)]
+        graph_args += ["--access-token", "drill-token", "--app-secret", "drill-secret"]
+        graph = _Process(graph_args, self.env, self.logs / "fake-graph.log")
+        self.everyone.append(graph)
         port = _free_port()
         web_env = {**self.env, "RUNDFUNK_DATA_DIR": str(self.logs / "web")}
         web_args = [str(RUNDFUNK), "serve", "--no-worker", "--host", "127.0.0.1"]
-        self.web = _Process([*web_args, "--port", str(port)], web_env, self.logs / "web.log")
-        self.everyone.append(self.web)
-        graph_out = await self.graph.wait_for("FAKE_GRAPH_URL=")
+        web = _Process([*web_args, "--port", str(port)], web_env, self.logs / "web.log")
+        self.everyone.append(web)
+        graph_out = await graph.wait_for("FAKE_GRAPH_URL=")
         graph_url = graph_out.split("FAKE_GRAPH_URL=", 1)[1].split()[0]
-        banner = await self.web.wait_for("API token:")
+        banner = await web.wait_for("API token:")
         self.token = banner.split("API token:", 1)[1].split()[0]
         web_url = f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient() as client:
-            deadline = time.monotonic() + START_TIMEOUT_S
-            while True:
-                try:
-                    if (await client.get(f"{web_url}/healthz")).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"web node not healthy:\n{self.web.output()[-3000:]}")
-                await asyncio.sleep(0.1)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not await _healthy(web_url):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"web node not healthy:\n{web.output()[-3000:]}")
+            await asyncio.sleep(0.1)
         for _ in range(workers):
             process, lease = self._start_worker()
             self.slots.append(process)
@@ -290,7 +270,7 @@ class _Fleet:
 
     def close(self) -> None:
         for process in reversed(self.everyone):
-            process.stop()
+            process.kill()
 
     # -- the drill ------------------------------------------------------------------------
     async def run(self, recipients: int, kills: int, workers: int, timeout: float) -> DrillResult:
@@ -302,52 +282,37 @@ class _Fleet:
             httpx.AsyncClient(base_url=graph_url, timeout=120) as fake,
         ):
             channel_id = await _whatsapp_channel(api, fake, graph_url)
-            people = [f"4917{i:08d}" for i in range(recipients)]
-            seeding = time.monotonic()
-            db = await asyncpg.connect(self.url)
+            self.db = db = await asyncpg.connect(self.url)
             try:
-                await _seed(db, channel_id, people)
+                seeding = time.monotonic()
+                await _seed(db, channel_id, recipients)
                 seed_s = time.monotonic() - seeding
-                created = await api.post(
-                    "/api/v1/broadcasts",
-                    json={
-                        "channel_id": channel_id,
-                        "template": {
-                            "name": TEMPLATE,
-                            "language": "de",
-                            "body_parameters": ["{{ contact.name }}", f"drill {self.seed}"],
-                        },
-                    },
-                )
-                created.raise_for_status()
-                broadcast_id = int(created.json()["id"])
-                sent_at = time.monotonic()
-                (await api.post(f"/api/v1/broadcasts/{broadcast_id}/send")).raise_for_status()
-                fanout_s = time.monotonic() - sent_at
+                params = ["{{ contact.name }}", f"drill {self.seed}"]
+                template = {"name": TEMPLATE, "language": "de", "body_parameters": params}
+                body = {"channel_id": channel_id, "template": template}
+                created = (await api.post("/api/v1/broadcasts", json=body)).raise_for_status()
+                self.broadcast_id = int(created.json()["id"])
+                self.sent_at = time.monotonic()
+                (await api.post(f"/api/v1/broadcasts/{self.broadcast_id}/send")).raise_for_status()
+                fanout_s = time.monotonic() - self.sent_at
                 accepted = _Accepted(fake)
-                kill_log, orphans = await self._kill_while_sending(
-                    db, accepted, broadcast_id, recipients, kills, sent_at, timeout
-                )
-                await _wait_done(api, broadcast_id, sent_at + timeout)
-                broadcast_s = time.monotonic() - sent_at
-                attempts = dict(
-                    await db.fetch(
-                        "SELECT id, attempts FROM deliveries WHERE broadcast_id = $1", broadcast_id
-                    )
-                )
+                kill_log, orphans = await self._kill_while_sending(accepted, kills, timeout)
+                await _wait_done(api, self.broadcast_id, self.sent_at + timeout)
+                broadcast_s = time.monotonic() - self.sent_at
+                query = "SELECT id, attempts FROM deliveries WHERE broadcast_id = $1"
+                attempts = dict(await db.fetch(query, self.broadcast_id))
+                people = [r["address"] for r in await db.fetch("SELECT address FROM contacts")]
             finally:
                 await db.close()
             copies = await accepted.update()
-        wanted = set(people)
         resent = sum(1 for i, before in orphans.items() if attempts[i] > before)
         return DrillResult(
             seed=self.seed,
             recipients=recipients,
             workers=workers,
             kills=len(kill_log),
-            duplicates=sum(1 for p in wanted if copies[p] > 1),
-            missing=sum(1 for p in wanted if copies[p] == 0),
-            extra_copies=sum(copies[p] - 1 for p in wanted if copies[p] > 1),
+            duplicates=sum(1 for p in people if copies[p] > 1),
+            missing=sum(1 for p in people if copies[p] == 0),
             seconds=time.monotonic() - started,
             seed_seconds=seed_s,
             broadcast_seconds=broadcast_s,
@@ -362,62 +327,51 @@ class _Fleet:
         )
 
     async def _kill_while_sending(
-        self,
-        db: asyncpg.Connection,
-        accepted: _Accepted,
-        broadcast_id: int,
-        recipients: int,
-        kills: int,
-        sent_at: float,
-        timeout: float,
+        self, accepted: _Accepted, kills: int, timeout: float
     ) -> tuple[list[Kill], dict[int, int]]:
-        """Kill at accepted counts drawn up front (3-85 % of the broadcast), at least
+        """Kill at accepted counts drawn up front (3-85 % of the recipients), at least
         ``MIN_GAP_S`` apart; returns the kills and the orphaned rows' attempts."""
+        recipients = await self.db.fetchval("SELECT count(*) FROM contacts")
         marks = sorted(int(self.rng.uniform(0.03, 0.85) * recipients) for _ in range(kills))
         victims = [self.rng.randrange(len(self.slots)) for _ in range(kills)]
+        status_query = "SELECT status FROM broadcasts WHERE id = $1"
         log: list[Kill] = []
         orphans: dict[int, int] = {}
         last = 0.0
         while len(log) < kills:
-            if time.monotonic() > sent_at + timeout:
+            if time.monotonic() > self.sent_at + timeout:
                 raise RuntimeError(f"only {len(log)} kills in {timeout}s")
             await accepted.update()
             if accepted.count < marks[len(log)] or time.monotonic() - last < MIN_GAP_S:
                 await asyncio.sleep(0.1)
                 continue
-            status = await db.fetchval("SELECT status FROM broadcasts WHERE id = $1", broadcast_id)
-            if status != "sending":
+            running = [i for i, p in enumerate(self.slots) if "worker is running" in p.output()]
+            if not running:
+                await asyncio.sleep(0.1)
+                continue
+            if await self.db.fetchval(status_query, self.broadcast_id) != "sending":
                 break  # finished before the plan did: fewer kills (the caller judges)
+            # The planned victim, or (still starting after an earlier kill) a working one.
             slot = victims[len(log)]
+            slot = slot if slot in running else self.rng.choice(running)
             victim, lease = self.slots[slot], self.leases[slot]
             victim.kill()
             last = time.monotonic()
-            lease_ms = round(lease * 1000)
-            left = await db.fetch(
+            left = await self.db.fetch(
                 "SELECT id, attempts FROM deliveries WHERE status = 'sending' AND "
                 "round(extract(epoch FROM lease_until - updated_at) * 1000) = $1",
-                lease_ms,
+                round(lease * 1000),
             )
             orphans.update((row["id"], row["attempts"]) for row in left)
-            status = await db.fetchval("SELECT status FROM broadcasts WHERE id = $1", broadcast_id)
+            status = str(await self.db.fetchval(status_query, self.broadcast_id))
             self.slots[slot], self.leases[slot] = self._start_worker()
-            log.append(
-                Kill(
-                    at_s=round(last - sent_at, 2),
-                    worker=slot,
-                    incarnation=victim.number,
-                    accepted_before=accepted.count,
-                    broadcast_status=str(status),
-                    orphaned=len(left),
-                )
-            )
-            print(f"[drill] kill {len(log)}: {log[-1]}")
-            # The next kill hits a worker that is working, not one still starting.
-            await self.slots[slot].wait_for("worker is running")
+            at_s = round(last - self.sent_at, 2)
+            log.append(Kill(at_s, slot, victim.number, accepted.count, status, len(left)))
+            print(f"[drill] kill {len(log)}: {log[-1]}", flush=True)
         return log, orphans
 
 
-MIN_GAP_S = 1.0  # between kills: a restarted worker has a moment to start
+MIN_GAP_S = 1.0  # between kills
 
 
 class _Accepted:
@@ -437,24 +391,10 @@ class _Accepted:
 
 async def _whatsapp_channel(api: httpx.AsyncClient, fake: httpx.AsyncClient, base: str) -> int:
     """A WhatsApp channel on the fake (1,000/s), its template synced, webhooks on."""
-    created = await api.post(
-        "/api/v1/channels",
-        json={
-            "kind": "whatsapp",
-            "name": "Drill",
-            "config": {
-                "phone_number_id": "1001",
-                "waba_id": "2002",
-                "access_token": "drill-token",
-                "app_secret": "drill-secret",
-                "api_base_url": base,
-                "display_phone_number": "+49 151 23456789",
-                "throughput": 1000,
-            },
-        },
-    )
-    created.raise_for_status()
-    channel = created.json()
+    config: dict[str, Any] = {"phone_number_id": "1001", "waba_id": "2002", "throughput": 1000}
+    config.update(access_token="drill-token", app_secret="drill-secret", api_base_url=base)
+    body = {"kind": "whatsapp", "name": "Drill", "config": config}
+    channel = (await api.post("/api/v1/channels", json=body)).raise_for_status().json()
     knobs = {"webhook_url": channel["webhook_url"], "read_share": 0.0}
     (await fake.post("/_fake/config", json=knobs)).raise_for_status()
     template = {"name": TEMPLATE, "language": "de", "body": "Hallo {{1}}, heute: {{2}}"}
@@ -464,9 +404,9 @@ async def _whatsapp_channel(api: httpx.AsyncClient, fake: httpx.AsyncClient, bas
     return int(channel["id"])
 
 
-async def _seed(db: asyncpg.Connection, channel_id: int, people: list[str]) -> None:
-    """Opted-in subscribers in bulk: the contact row and its consent event, as an
-    API opt-in by the workspace's token writes them (``subscriptions.opt_in``)."""
+async def _seed(db: asyncpg.Connection, channel_id: int, count: int) -> None:
+    """Opted-in subscribers in bulk: each contact row and its consent event, as an API
+    opt-in by the workspace's token writes them (``subscriptions.opt_in``)."""
     workspace_id, token_id = await db.fetchrow(
         "SELECT c.workspace_id, t.id FROM channels c JOIN api_tokens t "
         "ON t.workspace_id = c.workspace_id WHERE c.id = $1 ORDER BY t.id LIMIT 1",
@@ -474,23 +414,28 @@ async def _seed(db: asyncpg.Connection, channel_id: int, people: list[str]) -> N
     )
     now = datetime.now(UTC).replace(tzinfo=None)  # stored as naive UTC
     async with db.transaction():
-        ids = await db.fetch(
-            "INSERT INTO contacts (workspace_id, channel_id, address, name, attributes, tags, "
-            "status, blocked, created_at, updated_at) SELECT $1, $2, a, 'Person ' || a, "
-            "'{}', '[]', 'subscribed', false, $3, $3 FROM unnest($4::text[]) AS a RETURNING id",
-            workspace_id,
-            channel_id,
-            now,
-            people,
-        )
-        await db.execute(
-            "INSERT INTO consent_events (workspace_id, contact_id, kind, source, actor, "
-            "created_at) SELECT $1, c, 'opt_in', 'api', $2, $3 FROM unnest($4::int[]) AS c",
-            workspace_id,
-            f"token:{token_id}",
-            now,
-            [row["id"] for row in ids],
-        )
+        await db.execute(_CONTACTS, workspace_id, channel_id, now, count)
+        await db.execute(_OPT_INS, workspace_id, f"token:{token_id}", now, channel_id)
+
+
+_CONTACTS = """
+INSERT INTO contacts (workspace_id, channel_id, address, name, attributes, tags, status,
+                      blocked, created_at, updated_at)
+SELECT $1, $2, a, 'Person ' || a, '{}', '[]', 'subscribed', false, $3, $3
+FROM (SELECT '4917' || lpad(i::text, 8, '0') AS a FROM generate_series(0, $4 - 1) AS i) AS s
+"""
+_OPT_INS = """
+INSERT INTO consent_events (workspace_id, contact_id, kind, source, actor, created_at)
+SELECT $1, id, 'opt_in', 'api', $2, $3 FROM contacts WHERE channel_id = $4
+"""
+
+
+async def _healthy(url: str) -> bool:
+    try:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(f"{url}/healthz")).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 async def _wait_done(api: httpx.AsyncClient, broadcast_id: int, deadline: float) -> None:
@@ -501,16 +446,3 @@ async def _wait_done(api: httpx.AsyncClient, broadcast_id: int, deadline: float)
         if body["status"] in {"paused", "cancelled"} or time.monotonic() > deadline:
             raise RuntimeError(f"broadcast {broadcast_id} did not finish: {json.dumps(body)}")
         await asyncio.sleep(0.2)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m rundfunk.testing.drill [recipients [kills [seed]]]``: one drill."""
-    args = [int(a) for a in (sys.argv[1:] if argv is None else argv)]
-    recipients, kills, seed = (args + [10_000, 12, 0][len(args) :])[:3]
-    result = drill(recipients, kills=kills, seed=seed or None)
-    print(result.summary())
-    print(json.dumps(result.as_dict(), indent=1))
-
-
-if __name__ == "__main__":
-    main()
