@@ -280,6 +280,12 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return fields.get("VmHWM", 0.0), fields.get("VmRSS", 0.0)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time ``pid`` has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def worker_env(url: str, data_dir: str, **extra: str) -> dict[str, str]:
     """The environment of a ``rundfunk worker`` process on ``url``."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("RUNDFUNK_")}

@@ -29,6 +29,7 @@ from _common import (
     VENV_BIN,
     FakeServer,
     Setup,
+    cpu_seconds,
     fake_server,
     fresh_database,
     new_broadcast,
@@ -58,6 +59,9 @@ class RunResult:
     seconds: float
     msgs_per_s: float
     peak_rss_mb: list[float] = field(default_factory=list)
+    # CPU time per message sent: of all workers together, and of the fake server.
+    worker_cpu_us_per_msg: float = 0.0
+    fake_cpu_us_per_msg: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
 
 
@@ -96,6 +100,9 @@ class WorkerPool:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"worker {index} did not start:\n{log.read_text()[-2000:]}")
             await asyncio.sleep(0.1)
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(p.pid) for p in self.processes)
 
     def peak_rss(self) -> list[float]:
         return [round(rss_mb(p.pid)[0], 1) for p in self.processes]
@@ -160,15 +167,19 @@ async def send_with_workers(
 ) -> RunResult:
     """Send one template broadcast to everyone with ``workers`` processes; check and time it."""
     before = int((await fake.stats())["sent"])
+    fake_cpu = cpu_seconds(fake.process.pid)
     pool = WorkerPool(setup.url, workers, directory, **env)
     db = Database(setup.url)
     try:
         await pool.start()
+        worker_cpu = pool.cpu()
         broadcast_id = await new_broadcast(db, setup)
         started = utcnow()
         await broadcast_service.send_broadcast(db, actor=setup.actor, broadcast_id=broadcast_id)
         await _wait_done(db, broadcast_id, timeout=60 + recipients / 100, pool=pool)
         peaks = pool.peak_rss()
+        worker_cpu = pool.cpu() - worker_cpu
+        fake_cpu = cpu_seconds(fake.process.pid) - fake_cpu
         last, statuses = await _outcome(db, broadcast_id)
     finally:
         await pool.stop()
@@ -188,6 +199,8 @@ async def send_with_workers(
         msgs_per_s=round(recipients / seconds, 1),
         peak_rss_mb=peaks,
         statuses=statuses,
+        worker_cpu_us_per_msg=round(worker_cpu / recipients * 1e6, 1),
+        fake_cpu_us_per_msg=round(fake_cpu / recipients * 1e6, 1),
     )
 
 
@@ -206,7 +219,9 @@ def describe(result: RunResult) -> str:
     rss = ", ".join(f"{mb:.0f}" for mb in result.peak_rss_mb)
     return (
         f"{result.engine}, {result.workers} worker(s), {result.recipients:,} recipients: "
-        f"{result.seconds:.2f} s, {result.msgs_per_s:,.0f} msg/s, peak RSS {rss} MB"
+        f"{result.seconds:.2f} s, {result.msgs_per_s:,.0f} msg/s, peak RSS {rss} MB, "
+        f"CPU per message: worker {result.worker_cpu_us_per_msg:,.0f} us, "
+        f"fake server {result.fake_cpu_us_per_msg:,.0f} us"
     )
 
 

@@ -84,8 +84,11 @@ async def _bodies(setup: Setup, recipients: int) -> Iterator[dict[str, Any]]:
     return generate()
 
 
-async def raw_rate(setup: Setup, fake: FakeServer, recipients: int, concurrency: int) -> float:
-    """Messages per second of a bare aiohttp loop posting the same bodies; nothing stored."""
+async def raw_rate(
+    setup: Setup, fake: FakeServer, recipients: int, concurrency: int
+) -> tuple[float, float]:
+    """(messages per second, client CPU µs per message) of a bare aiohttp loop posting
+    the same bodies; nothing stored."""
     bodies = list(await _bodies(setup, recipients))
     url = f"{fake.url}/v21.0/1001/messages"
     queue = iter(bodies)
@@ -102,26 +105,30 @@ async def raw_rate(setup: Setup, fake: FakeServer, recipients: int, concurrency:
     connector = aiohttp.TCPConnector(limit=128, keepalive_timeout=60)
     headers = {"Authorization": f"Bearer {ACCESS_TOKEN}"}
     async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(sender(session) for _ in range(concurrency)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     if failures:
         raise AssertionError(f"{failures} raw sends failed")
-    return recipients / elapsed
+    return recipients / elapsed, cpu / recipients * 1e6
 
 
-async def dispatch_pair(engine: str, recipients: int) -> tuple[RunResult, float]:
+async def dispatch_pair(engine: str, recipients: int) -> tuple[RunResult, float, float]:
     """The worker's rate and the bare loop's rate, same fake server, same run."""
     concurrency = Settings().send_concurrency
     async with fresh_database(engine) as url, fake_server() as fake:
         setup = await whatsapp_workspace(url, fake.url)
         await seed_contacts(setup, 0, recipients)
-        raw = await raw_rate(setup, fake, recipients, concurrency)
-        print(f"  bare aiohttp loop ({engine} run): {raw:,.0f} msg/s", flush=True)
+        raw, raw_cpu = await raw_rate(setup, fake, recipients, concurrency)
+        print(
+            f"  bare aiohttp loop ({engine} run): {raw:,.0f} msg/s, "
+            f"client CPU per message {raw_cpu:,.0f} us",
+            flush=True,
+        )
         with tempfile.TemporaryDirectory(prefix="rundfunk-workers-") as tmp:
             result = await send_with_workers(setup, fake, recipients, 1, Path(tmp))
         print(f"  worker: {describe(result)}", flush=True)
-    return result, raw
+    return result, raw, raw_cpu
 
 
 async def measure_async(quick: bool) -> dict[str, Any]:
@@ -129,10 +136,13 @@ async def measure_async(quick: bool) -> dict[str, Any]:
     figures: dict[str, Any] = {"dispatch_recipients": recipients}
     peaks: dict[int, float] = {}
     for engine in ("sqlite", "postgres"):
-        result, raw = await dispatch_pair(engine, recipients)
+        result, raw, raw_cpu = await dispatch_pair(engine, recipients)
         figures[f"dispatch_msgs_per_s_{engine}"] = result.msgs_per_s
         figures[f"dispatch_raw_msgs_per_s_{engine}"] = round(raw, 1)
         figures[f"dispatch_vs_raw_{engine}"] = round(result.msgs_per_s / raw, 3)
+        figures[f"dispatch_worker_cpu_us_per_msg_{engine}"] = result.worker_cpu_us_per_msg
+        figures[f"dispatch_raw_cpu_us_per_msg_{engine}"] = round(raw_cpu, 1)
+        figures[f"dispatch_fake_cpu_us_per_msg_{engine}"] = result.fake_cpu_us_per_msg
         if engine == "sqlite":
             peaks[recipients] = max(result.peak_rss_mb)
     figures["dispatch_msgs_per_s"] = figures["dispatch_msgs_per_s_sqlite"]
