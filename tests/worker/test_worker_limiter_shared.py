@@ -9,16 +9,18 @@ makes sends late) but each bound sits well away from what a broken limiter would
 from __future__ import annotations
 
 import asyncio
+import itertools
+import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
 
+import engines
 from rundfunk.config import Settings
 from rundfunk.core.ratelimit import Rate
-from rundfunk.db.migrate import upgrade
 from rundfunk.db.session import Database
 from rundfunk.worker.limiter import InProcessLimiter, LimiterUnavailable
 from rundfunk.worker.postgres_limiter import PostgresLimiter
@@ -27,25 +29,38 @@ from rundfunk.worker.runtime import Runtime
 from rundfunk.worker.shared_limiter import StoreLimiter
 
 Factory = Callable[..., StoreLimiter]
+_tests = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def migrated_postgres() -> Iterator[str]:
+    """One migrated PostgreSQL database for the module (each test has keys of its own):
+    a database per test would spend more time on migrations than on the tests."""
+    try:
+        with engines.postgres_database(migrated=True) as url:
+            yield url
+    except engines.PostgresUnavailable as exc:
+        if os.environ.get("CI") or engines.ON_POSTGRES:
+            pytest.fail(str(exc))
+        pytest.skip(f"{exc}; start it to run this test")
 
 
 @pytest.fixture(params=["redis", "postgresql"])
 async def new_limiter(request: pytest.FixtureRequest) -> AsyncIterator[Factory]:
-    """Makes limiters on one store (Redis db 15, or a fresh migrated PostgreSQL database)."""
+    """Makes limiters on one store: Redis db 15, or the module's PostgreSQL database."""
     made: list[StoreLimiter] = []
+    prefix = f"test-{next(_tests)}:"
     if request.param == "redis":
         url: str = request.getfixturevalue("redis_url")
 
         def make(**options: float) -> StoreLimiter:
-            made.append(RedisLimiter(url, **options))
+            made.append(RedisLimiter(url, prefix=prefix, **options))
             return made[-1]
     else:
-        db = Database(request.getfixturevalue("postgres_url"))
-        await upgrade(db)
-        await db.dispose()
+        dsn = Database(request.getfixturevalue("migrated_postgres")).libpq_url
 
         def make(**options: float) -> StoreLimiter:
-            made.append(PostgresLimiter(db.libpq_url, **options))
+            made.append(PostgresLimiter(dsn, prefix=prefix, **options))
             return made[-1]
 
     yield make
@@ -186,18 +201,18 @@ async def test_the_runtime_keeps_limits_in_process_on_sqlite(tmp_path: Path) -> 
 
 
 async def test_the_runtime_shares_limits_in_postgresql_without_redis(
-    tmp_path: Path, postgres_url: str
+    tmp_path: Path, migrated_postgres: str
 ) -> None:
-    runtime = await _runtime(tmp_path, postgres_url)
+    runtime = await _runtime(tmp_path, migrated_postgres)
     assert isinstance(runtime.limiter, PostgresLimiter)
     assert runtime.dispatcher.limiter is runtime.limiter
     await runtime.close()
 
 
 async def test_the_runtime_shares_limits_in_redis_when_configured(
-    tmp_path: Path, postgres_url: str, redis_url: str
+    tmp_path: Path, migrated_postgres: str, redis_url: str
 ) -> None:
-    runtime = await _runtime(tmp_path, postgres_url, redis_url)
+    runtime = await _runtime(tmp_path, migrated_postgres, redis_url)
     assert isinstance(runtime.limiter, RedisLimiter)
     assert runtime.dispatcher.limiter is runtime.limiter
     await runtime.close()

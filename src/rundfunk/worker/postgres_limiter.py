@@ -37,7 +37,7 @@ from rundfunk.worker.shared_limiter import LATE_SECONDS, Grant, StoreLimiter
 _NOW = "extract(epoch FROM clock_timestamp())::float8"
 
 # $1 the sender's row, $2 per_second, $3 burst, $4 floor, $5 slow-level row,
-# $6 slowed-until row, $7 how many slots.
+# $6 slowed-until row, $7 how many slots, $8 the lead (see ``shared_limiter``).
 _RESERVE = f"""
 WITH clock AS MATERIALIZED (SELECT {_NOW} AS now),
 level AS (
@@ -52,7 +52,7 @@ pace AS (
     FROM level
 )
 INSERT INTO rate_limits AS r (key, tat)
-SELECT $1, clock.now + $7::int * pace.interval FROM clock, pace
+SELECT $1, clock.now + $8::float8 + $7::int * pace.interval FROM clock, pace
 ON CONFLICT (key) DO UPDATE
     SET tat = greatest(r.tat + $7::int * (SELECT interval FROM pace), excluded.tat)
 RETURNING
@@ -120,14 +120,20 @@ class PostgresLimiter(StoreLimiter):
                     f"PostgreSQL, which keeps the shared rate limits, cannot be reached: {exc}"
                 ) from exc
 
-    async def _reserve(self, key: int, rate: Rate, count: int) -> Grant:
+    async def _reserve(self, key: int, rate: Rate, count: int, lead: float) -> Grant:
         if self._pool is None:
             await self.start()
         name = f"{self.prefix}{key}"
         args = (name, rate.per_second, rate.burst, floor_rate(rate))
         try:
             row = await self._pool.fetchrow(
-                _RESERVE, *args, f"{name}:slow-level", f"{name}:slowed-until", count, timeout=10
+                _RESERVE,
+                *args,
+                f"{name}:slow-level",
+                f"{name}:slowed-until",
+                count,
+                lead,
+                timeout=10,
             )
         except _ERRORS as exc:
             raise LimiterUnavailable(f"reserving a send slot in PostgreSQL failed: {exc}") from exc

@@ -42,7 +42,7 @@ local function keep(tat, slowed_until)
 end
 """
 
-# KEYS[1] the sender; ARGV per_second, burst, count, floor.
+# KEYS[1] the sender; ARGV per_second, burst, count, floor, lead.
 _RESERVE = (
     _CLOCK
     + """
@@ -56,7 +56,7 @@ if slowed_until > now then
   burst = math.max(1, math.floor(burst / share))
 end
 local interval = 1 / per_second
-local tat = math.max(num(state[1], now), now)
+local tat = math.max(num(state[1], now), now + num(ARGV[5]))
 local last = tat + count * interval
 redis.call('HSET', KEYS[1], 'tat', str(last))
 keep(last, slowed_until)
@@ -114,8 +114,8 @@ class RedisLimiter(StoreLimiter):
         except (RedisError, OSError) as exc:
             raise self._unavailable(exc) from exc
 
-    async def _reserve(self, key: int, rate: Rate, count: int) -> Grant:
-        args = [rate.per_second, rate.burst, count, floor_rate(rate)]
+    async def _reserve(self, key: int, rate: Rate, count: int, lead: float) -> Grant:
+        args = [rate.per_second, rate.burst, count, floor_rate(rate), lead]
         try:
             reply = await self._reserve_script(keys=[f"{self.prefix}{key}"], args=args)
         except (RedisError, OSError) as exc:

@@ -15,7 +15,10 @@ The store's clock decides when a slot is (``Grant``), and ``StoreClock`` maps it
 this process's: the smallest recent difference between a reply's arrival here and the
 store's time in it (a round trip's own delay only ever adds to it). So a reply that
 was read late (the process stalled) does not shift its slots later; a task that wakes
-up too late for its slot gives it up (``acquire``).
+up too late for its slot gives it up (``acquire``). So that a slow reply is not
+"too late" itself, a sender found idle gets its first slot a little ahead of the
+store's now (``lead``: twice the smoothed round trip), never earlier than the reply
+can arrive; the spacing between slots is untouched.
 
 Slow-downs are rare and must not hold up (or fail) the send that saw the rejection,
 so they are written in the background; ``close`` waits for them.
@@ -88,20 +91,23 @@ class StoreLimiter(ABC):
     """A ``SenderLimiter`` whose slots live in a store; subclasses do the round trips."""
 
     MAX_BATCH = 128  # slots per round trip at most (a bound on one call's cost)
+    MAX_LEAD = 0.05  # seconds: the most an idle sender's first slot is put ahead
 
     def __init__(self, *, cut_gap_seconds: float, late_seconds: float) -> None:
         self.cut_gap_seconds = cut_gap_seconds  # one halving per this many seconds at most
         self.late_seconds = late_seconds  # a slot woken up later than this is given up
         self.forfeited = 0  # slots given up so (see ``acquire``)
         self.clock = StoreClock()
+        self.round_trip = 0.001  # seconds, smoothed
         # (key, rate) -> tasks waiting for the next round trip of that sender.
         self._waiting: dict[tuple[int, Rate], list[asyncio.Future[float]]] = {}
         self._reserving: set[asyncio.Task[None]] = set()
         self._storing: set[asyncio.Task[None]] = set()  # slow-downs being written
 
     @abstractmethod
-    async def _reserve(self, key: int, rate: Rate, count: int) -> Grant:
-        """Reserve ``count`` consecutive slots for ``key``; raise ``LimiterUnavailable``."""
+    async def _reserve(self, key: int, rate: Rate, count: int, lead: float) -> Grant:
+        """Reserve ``count`` consecutive slots for ``key``, the first not before ``lead``
+        seconds after the store's now; raise ``LimiterUnavailable``."""
 
     @abstractmethod
     async def _slow_down(self, key: int, rate: Rate, seconds: float) -> None:
@@ -155,8 +161,11 @@ class StoreLimiter(ABC):
                 del queue[: self.MAX_BATCH]
                 if not batch:  # all of them gave up (cancelled) meanwhile
                     continue
+                loop = asyncio.get_running_loop()
+                sent = loop.time()
                 try:
-                    grant = await self._reserve(group[0], group[1], len(batch))
+                    lead = min(self.MAX_LEAD, 2 * self.round_trip)
+                    grant = await self._reserve(group[0], group[1], len(batch), lead)
                 except asyncio.CancelledError:
                     _fail(batch, LimiterUnavailable("the rate limiter was closed"))
                     raise
@@ -168,7 +177,9 @@ class StoreLimiter(ABC):
                         else LimiterUnavailable(f"the rate limiter failed: {exc!r}"),
                     )
                     continue
-                self.clock.observe(grant.now, asyncio.get_running_loop().time())
+                arrived = loop.time()
+                self.round_trip += 0.2 * (arrived - sent - self.round_trip)
+                self.clock.observe(grant.now, arrived)
                 # A waiter cancelled during the round trip leaves its slot unused:
                 # sending less than the limit, never more.
                 for index, waiter in enumerate(batch):
