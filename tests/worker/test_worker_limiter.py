@@ -39,8 +39,8 @@ async def test_slow_down_is_per_key_and_wears_off() -> None:
     limiter.slow_down(1, RATE, seconds=0.1)
 
     other_key = await _seconds_for(limiter, 2, 100, RATE)  # 99 * 5 ms ≈ 0.5 s
-    assert 0.4 <= other_key <= 0.7, other_key
+    assert 0.4 <= other_key <= 0.85, other_key  # 1 s if key 2 were slowed too
 
     # By now key 1's slow-down has expired: full speed again.
     recovered = await _seconds_for(limiter, 1, 100, RATE)
-    assert 0.4 <= recovered <= 0.7, recovered
+    assert 0.4 <= recovered <= 0.85, recovered  # 1 s if still slowed
