@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY
+from redis.asyncio import Redis
 
 import engines
 from rundfunk.config import Settings
@@ -176,6 +177,24 @@ async def test_senders_are_independent(new_limiter: Factory) -> None:
     assert 0.4 <= elapsed <= 0.85, elapsed  # key 2 at its own full rate, not behind key 1
     busy.cancel()
     await asyncio.gather(busy, return_exceptions=True)
+
+
+async def test_an_idle_sender_leaves_nothing_behind_in_redis(redis_url: str) -> None:
+    limiter = RedisLimiter(redis_url, prefix="idle:")
+    store = Redis.from_url(redis_url)
+    try:
+        await asyncio.gather(*(limiter.acquire(1, Rate(100)) for _ in range(5)))
+        assert 0 < await store.pttl("idle:1") <= 1100  # its last slot, plus a second
+
+        await asyncio.sleep(1.2)
+
+        assert await store.exists("idle:1") == 0
+        limiter.slow_down(1, Rate(100), seconds=30)  # kept as long as it lasts
+        await limiter.settle()
+        assert 29_000 < await store.pttl("idle:1") <= 31_000
+    finally:
+        await store.aclose()
+        await limiter.close()
 
 
 async def test_an_unreachable_redis_fails_loudly() -> None:
