@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rundfunk.channels.base import InboundEvent, InboundMessage
@@ -104,25 +104,42 @@ async def _batch(
     policy: RetryPolicy | None,
     result: IngestResult,
 ) -> tuple[int, list[_Row]]:
-    """One transaction: take rows, apply those without messages, lease the others."""
+    """One transaction: take rows, apply those without messages, lease the others.
+
+    On SQLite the rows are read and parsed before the write lock is taken (the lock
+    is the whole file's: the committer and the dispatcher wait for it), then only the
+    rows still there and free are applied. PostgreSQL locks just the rows it takes.
+    """
     now = utcnow()
+    free = and_(
+        webhook_inbox.c.attempts < MAX_ATTEMPTS,
+        or_(webhook_inbox.c.claimed_until.is_(None), webhook_inbox.c.claimed_until < now),
+    )
     query = (
         select(webhook_inbox.c.id, webhook_inbox.c.channel_id, webhook_inbox.c.body)
-        .where(
-            webhook_inbox.c.attempts < MAX_ATTEMPTS,
-            or_(webhook_inbox.c.claimed_until.is_(None), webhook_inbox.c.claimed_until < now),
-        )
+        .where(free)
         .order_by(webhook_inbox.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     if row_id is not None:
         query = query.where(webhook_inbox.c.id == row_id)
-    async with db.write() as conn:
-        found = (await conn.execute(query)).all()
+    parsed: dict[int, _Row] = {}
+    if db.is_sqlite:
+        async with db.read() as conn:
+            found = (await conn.execute(query)).all()
         if not found:
             return 0, []
-        rows = [_Row(r.id, r.channel_id, await parse(r.channel_id, r.body)) for r in found]
+        parsed = {r.id: _Row(r.id, r.channel_id, await parse(r.channel_id, r.body)) for r in found}
+    async with db.write() as conn:
+        if parsed:
+            ids = select(webhook_inbox.c.id).where(free, webhook_inbox.c.id.in_(list(parsed)))
+            rows = [parsed[i] for i in sorted((await conn.execute(ids)).scalars())]
+        else:
+            found = (await conn.execute(query)).all()
+            rows = [_Row(r.id, r.channel_id, await parse(r.channel_id, r.body)) for r in found]
+        if not rows:
+            return 0, []
         ready = [r for r in rows if not _has_messages(r.events)]
         leased = [r for r in rows if _has_messages(r.events)]
         webhooks: list[Webhook] = [(r.channel_id, r.events) for r in ready if r.events]
