@@ -9,10 +9,10 @@ send the crash left unknown is settled by its status callback
 (``biz_opaque_callback_data``), and only a row no callback claimed within the settle
 time is sent again.
 
-40,000, not the issue's 100,000: measured on the 2-core machine (shared with other
-work, load ~10), 100,000 recipients took 294 s (broadcast 283 s), far over the CI
-budget of 3 minutes; 40,000 takes about 90 s there. ``benchmarks/kills.py`` runs the
-100,000. The seed is printed; ``DRILL_SEED=<n>`` replays a run's plan of kills.
+40,000, not the issue's 100,000: on this 2-core machine (shared with other work, load
+6-10) the 100,000-recipient drill took 233 s (broadcast 224 s), over the CI budget of
+3 minutes; 40,000 took 86-92 s. ``benchmarks/kills.py`` runs the 100,000. The seed
+is printed; ``DRILL_SEED=<n>`` replays a run's plan of kills.
 """
 
 from __future__ import annotations

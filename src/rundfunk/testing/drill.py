@@ -163,8 +163,8 @@ async def run_drill(
     kills: int = 12,
     seed: int | None = None,
     workers: int = 3,
-    lease_seconds: float = 4.0,
-    settle_seconds: float = 4.0,
+    lease_seconds: float = 5.0,
+    settle_seconds: float = 5.0,
     database_url: str | None = None,
     admin_url: str = ADMIN_URL,
     timeout: float = 600.0,
@@ -211,7 +211,10 @@ class _Fleet:
             RUNDFUNK_DATABASE_URL=url,
             RUNDFUNK_SECRET_KEY=f"drill-{seed}",  # one key for every node
             RUNDFUNK_DEMO="true",  # the banner's API token drives the drill
-            RUNDFUNK_POLL_SECONDS="0.1",
+            # Chunks of 200 (not 500): a live worker holds at most two, and must send
+            # them well within lease + settle, or its rows are taken over while it still
+            # holds them: leases are not renewed, and nothing fences a stale claim.
+            RUNDFUNK_CHUNK_SIZE="200",
             RUNDFUNK_SETTLE_SECONDS=str(settle_seconds),
             RUNDFUNK_LOG_FORMAT="text",
             RUNDFUNK_LOG_LEVEL="WARNING",
@@ -357,12 +360,13 @@ class _Fleet:
             victim, lease = self.slots[slot], self.leases[slot]
             victim.kill()
             last = time.monotonic()
-            left = await self.db.fetch(
-                "SELECT id, attempts FROM deliveries WHERE status = 'sending' AND "
-                "round(extract(epoch FROM lease_until - updated_at) * 1000) = $1",
-                round(lease * 1000),
-            )
-            orphans.update((row["id"], row["attempts"]) for row in left)
+            # Twice: the dead worker's last claim may commit a moment after the kill.
+            left: dict[int, int] = {}
+            for pause in (0.0, 0.3):
+                await asyncio.sleep(pause)
+                rows = await self.db.fetch(ORPHANS, round(lease * 1000))
+                left.update((row["id"], row["attempts"]) for row in rows if row["id"] not in left)
+            orphans.update(left)
             status = str(await self.db.fetchval(status_query, self.broadcast_id))
             self.slots[slot], self.leases[slot] = self._start_worker()
             at_s = round(last - self.sent_at, 2)
@@ -372,6 +376,11 @@ class _Fleet:
 
 
 MIN_GAP_S = 1.0  # between kills
+# A dead incarnation's claims: still "sending", stamped with its lease (milliseconds).
+ORPHANS = (
+    "SELECT id, attempts FROM deliveries WHERE status = 'sending' "
+    "AND round(extract(epoch FROM lease_until - updated_at) * 1000) = $1"
+)
 
 
 class _Accepted:
