@@ -32,7 +32,7 @@ from rundfunk.worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-MAX_DELAY = 0.004  # seconds the first webhook of a batch may wait for company
+MAX_DELAY = 0.008  # seconds the first webhook of a batch may wait for company
 MAX_ITEMS = 512
 POLL_SECONDS = 1.0
 # After a wake-up the applier lets stored webhooks gather this long: one pass over
