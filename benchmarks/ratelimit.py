@@ -15,7 +15,8 @@ Figures (Redis as the main ones, then PostgreSQL with ``pg_`` in the name):
   its share (100 sends). Target: at most 110 %.
 - ``ratelimit_min_slice_pct``, ``ratelimit_rate_per_s``: the quietest slice, the mean;
   ``ratelimit_forfeited_slots``: slots given up because a worker woke up more than
-  5 ms after them (a stalled process: see ``StoreLimiter.acquire``).
+  5 ms after them (a stalled process: see ``StoreLimiter.acquire``);
+  ``ratelimit_unused_slots``: slots reserved ahead that no task claimed in time.
 
     .venv/bin/python benchmarks/ratelimit.py [--quick] [--processes 2]
 
@@ -85,16 +86,17 @@ def _worker_main(args: argparse.Namespace) -> None:
         await asyncio.sleep(max(0.0, start - time.time()))
         await asyncio.gather(*(sender() for _ in range(args.tasks)))
         await limiter.close()
-        return {"stamps": stamps, "forfeited": limiter.forfeited}
+        return {"stamps": stamps, "forfeited": limiter.forfeited, "unused": limiter.unused}
 
     Path(args.out).write_text(json.dumps(asyncio.run(run())))
 
 
 def _run_workers(
     store: str, url: str, prefix: str, seconds: float, processes: int
-) -> tuple[list[float], int]:
+) -> tuple[list[float], int, int]:
     """Start the workers on one store: every granted slot's time after the start, and
-    how many slots the workers gave up because they woke up too late for them."""
+    how many slots the workers gave up because they woke up too late for them, and how
+    many reserved ahead went unclaimed."""
     with tempfile.TemporaryDirectory(prefix="rundfunk-ratelimit-") as tmp:
         outs = [Path(tmp) / f"worker-{n}.json" for n in range(processes)]
         workers = [
@@ -132,15 +134,16 @@ def _run_workers(
         results = [json.loads(out.read_text()) for out in outs]
     stamps = [t - start for result in results for t in result["stamps"]]
     forfeited = sum(int(result["forfeited"]) for result in results)
+    unused = sum(int(result["unused"]) for result in results)
     late = min(stamps, default=0.0)
     if late > 0.5:
         raise RuntimeError(f"the first {store} send came {late:.2f}s after the start")
-    return sorted(stamps), forfeited
+    return sorted(stamps), forfeited, unused
 
 
-def figures(run: tuple[list[float], int], seconds: float, name: str) -> dict[str, float]:
+def figures(run: tuple[list[float], int, int], seconds: float, name: str) -> dict[str, float]:
     """Mean rate and the busiest / quietest 100 ms slice, against ``LIMIT``."""
-    stamps, forfeited = run
+    stamps, forfeited, unused = run
     slices = [0] * round(seconds / SLICE)
     for t in stamps:
         index = int(t / SLICE)
@@ -154,10 +157,11 @@ def figures(run: tuple[list[float], int], seconds: float, name: str) -> dict[str
         f"{name}_min_slice_pct": round(min(slices) / share * 100, 1),
         f"{name}_rate_per_s": round(rate, 1),
         f"{name}_forfeited_slots": float(forfeited),
+        f"{name}_unused_slots": float(unused),
     }
 
 
-def _redis_run(seconds: float, processes: int) -> tuple[list[float], int]:
+def _redis_run(seconds: float, processes: int) -> tuple[list[float], int, int]:
     prefix = f"rundfunk-bench:{os.getpid()}:{time.time_ns()}:"
     client = redis.Redis.from_url(REDIS_URL)
     try:
@@ -168,7 +172,7 @@ def _redis_run(seconds: float, processes: int) -> tuple[list[float], int]:
         client.close()
 
 
-def _postgres_run(seconds: float, processes: int) -> tuple[list[float], int]:
+def _postgres_run(seconds: float, processes: int) -> tuple[list[float], int, int]:
     name = f"rundfunk_bench_ratelimit_{os.getpid()}"
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
 
