@@ -66,6 +66,12 @@ class Runtime:
         async with db.exclusive(MIGRATION_LOCK):  # processes starting together migrate once
             await upgrade(db)
         runtime = cls(settings, db)
+        if settings.redis_url:  # live console updates from every process, through Redis
+            try:
+                await db.changes.connect(settings.redis_url)
+            except BaseException:
+                await runtime.close()
+                raise
         if run_worker:
             try:
                 await runtime.start_worker()
