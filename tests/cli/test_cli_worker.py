@@ -40,6 +40,20 @@ def test_a_second_worker_on_one_sqlite_file_is_refused(sqlite_url: str, command:
     assert "PostgreSQL" in result.output
 
 
+@pytest.mark.parametrize("command", [["worker"], ["serve", "--port", "1"]])
+def test_an_unreachable_redis_is_a_clear_error_without_a_traceback(
+    sqlite_url: str, command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUNDFUNK_REDIS_URL", "redis://user:s3cret@127.0.0.1:1/0")
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 2, result.output
+    assert "RUNDFUNK_REDIS_URL: cannot reach Redis at redis://user:***@127.0.0.1:1/0" in (
+        result.output
+    )
+    assert "s3cret" not in result.output
+    assert "Traceback" not in result.output
+
+
 def test_serve_without_worker_may_run_beside_a_worker(sqlite_url: str) -> None:
     """``--no-worker`` only serves: no lock needed (the check is skipped)."""
     first = SqliteOwnership(sqlite_url)

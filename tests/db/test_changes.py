@@ -118,7 +118,7 @@ async def test_an_unreachable_redis_fails_at_start_with_the_setting_named(
 ) -> None:
     db = Database(database_url)
     try:
-        with pytest.raises(RuntimeError, match="RUNDFUNK_REDIS_URL"):
+        with pytest.raises(RuntimeError, match="RUNDFUNK_REDIS_URL: cannot reach Redis"):
             await db.changes.connect("redis://127.0.0.1:1/0")
         assert not db.changes.shared
     finally:

@@ -14,6 +14,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from rundfunk.config import Settings
+from rundfunk.db.changes import RedisUnreachable, check_redis
 from rundfunk.db.migrate import upgrade
 from rundfunk.db.session import MIGRATION_LOCK, Database
 from rundfunk.services import bootstrap, broadcasts, channels
@@ -21,6 +22,7 @@ from rundfunk.services import workspaces as ws
 from rundfunk.services.actors import Actor, Role
 from rundfunk.services.errors import ServiceError
 from rundfunk.services.secrets import SecretBox
+from rundfunk.worker.limiter import LimiterUnavailable
 from rundfunk.worker.ownership import SqliteOwnership, WorkerAlreadyRunning
 
 T = TypeVar("T")
@@ -83,6 +85,7 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = Settings(**overrides)  # type: ignore[arg-type]
     configure_logging(settings)
+    _require_redis(settings)
     if worker:
         _refuse_second_sqlite_worker(settings)
     demo = _run(bootstrap.ensure_demo) if settings.demo else None
@@ -110,6 +113,17 @@ def serve(
         # uvicorn's 5 s equals httpx's idle expiry: a reused connection raced the close.
         timeout_keep_alive=settings.keepalive_seconds,
     )
+
+
+def _require_redis(settings: Settings) -> None:
+    """A clear message, not a traceback, when ``RUNDFUNK_REDIS_URL`` does not answer."""
+    if not settings.redis_url:
+        return
+    try:
+        asyncio.run(check_redis(settings.redis_url))
+    except RedisUnreachable as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
 
 
 def _refuse_second_sqlite_worker(settings: Settings) -> None:
@@ -161,10 +175,11 @@ def worker() -> None:
             f"{runtime.dispatcher.released} released"
         )
 
+    _require_redis(settings)
     metrics = start_metrics_server(settings)  # RUNDFUNK_METRICS_PORT, when set
     try:
         asyncio.run(main())
-    except WorkerAlreadyRunning as exc:
+    except (WorkerAlreadyRunning, RedisUnreachable, LimiterUnavailable) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
     finally:

@@ -23,6 +23,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -32,6 +33,32 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "rundfunk:changes"
 _MARK = "rundfunk_changed_workspaces"
+
+
+class RedisUnreachable(RuntimeError):
+    """``RUNDFUNK_REDIS_URL`` is set but that Redis does not answer (the message says so)."""
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, fit for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def check_redis(url: str) -> None:
+    """Raise ``RedisUnreachable`` unless the Redis at ``url`` answers a PING."""
+    client = aioredis.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        raise RedisUnreachable(
+            f"RUNDFUNK_REDIS_URL: cannot reach Redis at {redacted_url(url)}: {exc}"
+        ) from exc
+    finally:
+        await client.aclose()
 
 
 def changed(conn: AsyncConnection, workspace_id: int) -> None:
@@ -95,15 +122,17 @@ class Changes:
     # -- Redis ---------------------------------------------------------------------------
     async def connect(self, url: str) -> None:
         """Share signals through Redis; fails at once with a clear message when it is down."""
+        await check_redis(url)
         client = aioredis.Redis.from_url(url, socket_connect_timeout=5)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            await client.ping()
             await pubsub.subscribe(CHANNEL)
         except (RedisError, OSError) as exc:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
             await client.aclose()
-            raise RuntimeError(f"RUNDFUNK_REDIS_URL: cannot reach Redis at {url}: {exc}") from exc
+            raise RedisUnreachable(
+                f"RUNDFUNK_REDIS_URL: cannot subscribe at {redacted_url(url)}: {exc}"
+            ) from exc
         self._redis = client
         self._tasks = [
             asyncio.create_task(self._listen(pubsub)),
