@@ -10,6 +10,9 @@ from sqlalchemy import select
 from rundfunk.core.personalize import render
 from rundfunk.db.tables import sandbox_messages
 from rundfunk.services import dispatch
+from rundfunk.services.consent_check import still_wanted
+from rundfunk.services.dispatch import SendOutcome
+from rundfunk.services.outcomes import RetryPolicy, record
 from service_world import World, running, wait_until
 
 
@@ -98,3 +101,39 @@ async def test_a_slow_worker_whose_lease_ran_out_does_not_double_send(world: Wor
     for n in range(5):
         assert (await world.texts(f"+49{n}")).count("Once") == 1
     assert {d.status for d in await world.deliveries_of(broadcast_id)} == {"sent"}
+
+
+async def test_a_claim_taken_over_is_neither_sent_nor_recorded_by_its_old_holder(
+    world: World,
+) -> None:
+    """For a platform that cannot refuse a second copy (WhatsApp), the old holder of a
+    lease that ran out must not send: the last-moment check says the row is no longer
+    its claim, and its outcome cannot overwrite the new claim's row."""
+    for n in range(3):
+        await world.subscriber(f"+49{n}")
+    await world.drain_outbox()
+    broadcast_id = await world.send("Once")
+    slow = await dispatch.claim(world.db, limit=100, lease_seconds=-1)  # already expired
+    assert await dispatch.requeue_expired(world.db) == 3
+    fast = await dispatch.claim(world.db, limit=100, lease_seconds=60)
+
+    assert await still_wanted(world.db, slow) == set()
+    assert await still_wanted(world.db, fast) == {job.id for job in fast}
+
+    await record(
+        world.db,
+        [SendOutcome(job, provider_message_id=f"late-{job.id}") for job in slow],
+        policy=RetryPolicy(),
+    )
+    rows = await world.deliveries_of(broadcast_id)
+    assert {(d.status, d.provider_message_id) for d in rows} == {("sending", None)}
+    assert {d.attempts for d in rows} == {fast[0].attempts}
+
+    await record(
+        world.db,
+        [SendOutcome(job, provider_message_id=f"ok-{job.id}") for job in fast],
+        policy=RetryPolicy(),
+    )
+    rows = await world.deliveries_of(broadcast_id)
+    assert {d.status for d in rows} == {"sent"}
+    assert {d.provider_message_id for d in rows} == {f"ok-{job.id}" for job in fast}

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rundfunk.db.session import Database
-from rundfunk.db.tables import contacts, subscriptions
+from rundfunk.db.tables import contacts, deliveries, subscriptions
 
 if TYPE_CHECKING:
     from rundfunk.services.dispatch import SendJob
@@ -31,15 +31,26 @@ def consents(
 
 
 async def still_wanted(db: Database, jobs: Sequence[SendJob]) -> set[int]:
-    """The ids of these broadcast deliveries whose contact still consents right now.
+    """The ids of these broadcast deliveries that are still this claim's and whose
+    contact still consents right now.
 
     Checked immediately before sending, because a claimed chunk can wait seconds on
-    the rate limiter and a STOP in that time must still be honoured.
+    the rate limiter: a STOP in that time must still be honoured, and a row whose lease
+    ran out meanwhile and that another claim took (``attempts`` moved on, or it is no
+    longer ``sending``) must not be sent by both.
     """
     deliveries_only = [job for job in jobs if job.table == "deliveries"]
     if not deliveries_only:
         return set()
     async with db.read() as conn:
+        claimed = await conn.execute(
+            select(deliveries.c.id, deliveries.c.attempts).where(
+                deliveries.c.id.in_([job.id for job in deliveries_only]),
+                deliveries.c.status == "sending",
+            )
+        )
+        ours = {(row.id, row.attempts) for row in claimed}
+        deliveries_only = [job for job in deliveries_only if (job.id, job.attempts) in ours]
         found = await conn.execute(
             select(contacts.c.id, contacts.c.status, contacts.c.blocked).where(
                 contacts.c.id.in_({job.contact_id for job in deliveries_only})

@@ -157,6 +157,7 @@ async def record(
                 "_next": now,
                 "_attempts": job.attempts,
                 "_lease": None,
+                "_claimed": job.attempts,  # which claim this outcome belongs to
             }
             if outcome.skipped:
                 plan.update(
@@ -259,11 +260,16 @@ async def _write_plans(
             updated_at=now,
             sent_at=func.coalesce(deliveries.c.sent_at, bindparam("_sent", type_=UTCDateTime())),
         )
-    # Only rows still in flight: a row the sandbox (or a fast status webhook) already
-    # moved past "sending" keeps its newer state.
+    # Only rows still in flight under this claim: a row the sandbox (or a fast status
+    # webhook) already moved past "sending" keeps its newer state, and so does a row
+    # whose lease ran out and that another claim took (its attempts moved on).
     stmt = (
         update(table)
-        .where(table.c.id == bindparam("_id"), table.c.status == SENDING)
+        .where(
+            table.c.id == bindparam("_id"),
+            table.c.status == SENDING,
+            table.c.attempts == bindparam("_claimed"),
+        )
         .values(**values)
     )
     await conn.execute(stmt, plans)
