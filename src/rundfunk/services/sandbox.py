@@ -21,7 +21,6 @@ from rundfunk.channels.base import InboundMessage, OutboundMessage, StatusUpdate
 from rundfunk.channels.sandbox import SandboxBehaviour
 from rundfunk.core.deliveries import DeliveryStatus
 from rundfunk.core.errors import RetryableError
-from rundfunk.db.changes import changed as mark_changed
 from rundfunk.db.session import Database
 from rundfunk.db.tables import (
     channels,
@@ -194,9 +193,7 @@ async def report_statuses(db: Database) -> int:
     async with db.read() as conn:
         sandboxes = (
             await conn.execute(
-                select(channels.c.id, channels.c.workspace_id, channels.c.settings).where(
-                    channels.c.kind == "sandbox"
-                )
+                select(channels.c.id, channels.c.settings).where(channels.c.kind == "sandbox")
             )
         ).all()
     async with db.read() as conn:
@@ -236,7 +233,6 @@ async def report_statuses(db: Database) -> int:
                 ]
                 if updates:
                     changed += await apply_statuses(conn, channel_id=channel.id, updates=updates)
-                    mark_changed(conn, channel.workspace_id)
     return changed
 
 

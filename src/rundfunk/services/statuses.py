@@ -19,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from rundfunk.channels.base import StatusUpdate
 from rundfunk.core.deliveries import DeliveryStatus, advance
+from rundfunk.db.changes import changed as mark_changed
 from rundfunk.db.tables import broadcasts, deliveries, messages
 from rundfunk.db.types import UTCDateTime, utcnow
 from rundfunk.services.outcomes import RecordResult, RetryPolicy, Target, carry_out, plan_error
@@ -150,6 +151,7 @@ async def _apply(
         plan = await _settle(conn, table, row, incoming, context)
         if plan is not None:
             params.append(plan)
+            mark_changed(conn, row.workspace_id)  # funnels and threads of open consoles
     if params:
         values: dict[str, Any] = {
             "status": bindparam("_status"),
