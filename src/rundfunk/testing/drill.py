@@ -20,32 +20,33 @@ settle time (claimed again: its first claim never reached the platform).
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs
 import httpx
 
+from rundfunk.testing.drill_setup import (
+    START_TIMEOUT_S,
+    TEMPLATE,
+    Accepted,
+    Process,
+    admin,
+    free_port,
+    healthy,
+    seed_subscribers,
+    wait_done,
+    whatsapp_channel,
+)
+
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 RUNDFUNK = Path(sys.executable).parent / "rundfunk"
-TEMPLATE = "drill_news"
-START_TIMEOUT_S = 60.0
-
-
-class DrillUnavailable(RuntimeError):
-    """PostgreSQL cannot be reached: the drill cannot run here."""
 
 
 @dataclass
@@ -103,60 +104,6 @@ class DrillResult:
         return {**asdict(self), "kills_while_sending": self.kills_while_sending}
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class _Process:
-    """A child in its own process group, its output in a log file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log: Path, number: int = 0) -> None:
-        self.log = log
-        self.number = number  # a worker's incarnation
-        self._out = log.open("ab")
-        self.popen = subprocess.Popen(
-            args,
-            env=env,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def output(self) -> str:
-        return self.log.read_text("utf-8", "replace")
-
-    async def wait_for(self, text: str, timeout: float = START_TIMEOUT_S) -> str:
-        deadline = time.monotonic() + timeout
-        while text not in (out := self.output()):
-            if self.popen.poll() is not None:
-                raise RuntimeError(f"{self.log.name} exited ({self.popen.returncode}):\n{out}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.log.name}: no {text!r} in {timeout}s:\n{out[-3000:]}")
-            await asyncio.sleep(0.05)
-        return out
-
-    def kill(self) -> None:
-        """SIGKILL to the process group: a crash (and the end of the drill)."""
-        if self.popen.poll() is None:
-            os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait(timeout=10)
-        self._out.close()
-
-
-async def _admin(admin_url: str, statement: str) -> None:
-    try:
-        conn = await asyncpg.connect(admin_url, timeout=5)
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise DrillUnavailable(f"PostgreSQL at {admin_url} is unreachable ({exc})") from exc
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
 async def run_drill(
     recipients: int,
     *,
@@ -175,7 +122,7 @@ async def run_drill(
     name = f"rundfunk_drill_{os.getpid()}_{random.randrange(10**6)}"
     url = database_url
     if url is None:
-        await _admin(admin_url, f'CREATE DATABASE "{name}"')
+        await admin(admin_url, f'CREATE DATABASE "{name}"')
         url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
     logs = Path(tempfile.mkdtemp(prefix="rundfunk-drill-"))
     fleet = _Fleet(url, logs, seed, lease_seconds, settle_seconds)
@@ -186,7 +133,7 @@ async def run_drill(
     finally:
         fleet.close()
         if database_url is None:
-            await _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def drill(recipients: int, **kwargs: Any) -> DrillResult:
@@ -220,16 +167,16 @@ class _Fleet:
             RUNDFUNK_LOG_LEVEL="WARNING",
             PYTHONUNBUFFERED="1",
         )
-        self.slots: list[_Process] = []
+        self.slots: list[Process] = []
         self.leases: list[float] = []  # per slot: the lease of its current incarnation
         self.incarnations = 0
-        self.everyone: list[_Process] = []
+        self.everyone: list[Process] = []
         self.db: asyncpg.Connection = None
         self.broadcast_id = 0
         self.sent_at = 0.0
 
     # -- processes ------------------------------------------------------------------------
-    def _start_worker(self) -> tuple[_Process, float]:
+    def _start_worker(self) -> tuple[Process, float]:
         self.incarnations += 1
         lease = round(self.lease_seconds + 0.001 * self.incarnations, 3)
         env = {
@@ -238,7 +185,7 @@ class _Fleet:
             "RUNDFUNK_DATA_DIR": str(self.logs / f"worker-{self.incarnations}"),
         }
         log = self.logs / f"worker-{self.incarnations}.log"
-        process = _Process([str(RUNDFUNK), "worker"], env, log, self.incarnations)
+        process = Process([str(RUNDFUNK), "worker"], env, log, self.incarnations)
         self.everyone.append(process)
         return process, lease
 
@@ -246,12 +193,12 @@ class _Fleet:
         """The fake, the web node and the fleet; returns the web URL and the fake's URL."""
         graph_args = [sys.executable, "-m", "rundfunk.testing.fake_graph", "--seed", str(self.seed)]
         graph_args += ["--access-token", "drill-token", "--app-secret", "drill-secret"]
-        graph = _Process(graph_args, self.env, self.logs / "fake-graph.log")
+        graph = Process(graph_args, self.env, self.logs / "fake-graph.log")
         self.everyone.append(graph)
-        port = _free_port()
+        port = free_port()
         web_env = {**self.env, "RUNDFUNK_DATA_DIR": str(self.logs / "web")}
         web_args = [str(RUNDFUNK), "serve", "--no-worker", "--host", "127.0.0.1"]
-        web = _Process([*web_args, "--port", str(port)], web_env, self.logs / "web.log")
+        web = Process([*web_args, "--port", str(port)], web_env, self.logs / "web.log")
         self.everyone.append(web)
         graph_out = await graph.wait_for("FAKE_GRAPH_URL=")
         graph_url = graph_out.split("FAKE_GRAPH_URL=", 1)[1].split()[0]
@@ -259,7 +206,7 @@ class _Fleet:
         self.token = banner.split("API token:", 1)[1].split()[0]
         web_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not await _healthy(web_url):
+        while not await healthy(web_url):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"web node not healthy:\n{web.output()[-3000:]}")
             await asyncio.sleep(0.1)
@@ -284,11 +231,11 @@ class _Fleet:
             httpx.AsyncClient(base_url=web_url, headers=auth, timeout=120) as api,
             httpx.AsyncClient(base_url=graph_url, timeout=120) as fake,
         ):
-            channel_id = await _whatsapp_channel(api, fake, graph_url)
+            channel_id = await whatsapp_channel(api, fake, graph_url)
             self.db = db = await asyncpg.connect(self.url)
             try:
                 seeding = time.monotonic()
-                await _seed(db, channel_id, recipients)
+                await seed_subscribers(db, channel_id, recipients)
                 seed_s = time.monotonic() - seeding
                 params = ["{{ contact.name }}", f"drill {self.seed}"]
                 template = {"name": TEMPLATE, "language": "de", "body_parameters": params}
@@ -298,9 +245,9 @@ class _Fleet:
                 self.sent_at = time.monotonic()
                 (await api.post(f"/api/v1/broadcasts/{self.broadcast_id}/send")).raise_for_status()
                 fanout_s = time.monotonic() - self.sent_at
-                accepted = _Accepted(fake)
+                accepted = Accepted(fake)
                 kill_log, orphans = await self._kill_while_sending(accepted, kills, timeout)
-                await _wait_done(api, self.broadcast_id, self.sent_at + timeout)
+                await wait_done(api, self.broadcast_id, self.sent_at + timeout)
                 broadcast_s = time.monotonic() - self.sent_at
                 query = "SELECT id, attempts FROM deliveries WHERE broadcast_id = $1"
                 attempts = dict(await db.fetch(query, self.broadcast_id))
@@ -330,7 +277,7 @@ class _Fleet:
         )
 
     async def _kill_while_sending(
-        self, accepted: _Accepted, kills: int, timeout: float
+        self, accepted: Accepted, kills: int, timeout: float
     ) -> tuple[list[Kill], dict[int, int]]:
         """Kill at accepted counts drawn up front (3-85 % of the recipients), at least
         ``MIN_GAP_S`` apart; returns the kills and the orphaned rows' attempts."""
@@ -381,77 +328,3 @@ ORPHANS = (
     "SELECT id, attempts FROM deliveries WHERE status = 'sending' "
     "AND round(extract(epoch FROM lease_until - updated_at) * 1000) = $1"
 )
-
-
-class _Accepted:
-    """What the fake accepted so far, read incrementally (``/_fake/sent?offset=``)."""
-
-    def __init__(self, fake: httpx.AsyncClient) -> None:
-        self.fake = fake
-        self.count = 0  # every accepted message
-        self.copies: Counter[str] = Counter()  # template messages per recipient
-
-    async def update(self) -> Counter[str]:
-        rows = (await self.fake.get("/_fake/sent", params={"offset": self.count})).json()
-        self.count += len(rows)
-        self.copies.update(m["to"] for m in rows if m["type"] == "template")
-        return self.copies
-
-
-async def _whatsapp_channel(api: httpx.AsyncClient, fake: httpx.AsyncClient, base: str) -> int:
-    """A WhatsApp channel on the fake (1,000/s), its template synced, webhooks on."""
-    config: dict[str, Any] = {"phone_number_id": "1001", "waba_id": "2002", "throughput": 1000}
-    config.update(access_token="drill-token", app_secret="drill-secret", api_base_url=base)
-    body = {"kind": "whatsapp", "name": "Drill", "config": config}
-    channel = (await api.post("/api/v1/channels", json=body)).raise_for_status().json()
-    knobs = {"webhook_url": channel["webhook_url"], "read_share": 0.0}
-    (await fake.post("/_fake/config", json=knobs)).raise_for_status()
-    template = {"name": TEMPLATE, "language": "de", "body": "Hallo {{1}}, heute: {{2}}"}
-    (await fake.post("/_fake/templates", json=template)).raise_for_status()
-    synced = await api.post(f"/api/v1/channels/{channel['id']}/templates/sync")
-    synced.raise_for_status()
-    return int(channel["id"])
-
-
-async def _seed(db: asyncpg.Connection, channel_id: int, count: int) -> None:
-    """Opted-in subscribers in bulk: each contact row and its consent event, as an API
-    opt-in by the workspace's token writes them (``subscriptions.opt_in``)."""
-    workspace_id, token_id = await db.fetchrow(
-        "SELECT c.workspace_id, t.id FROM channels c JOIN api_tokens t "
-        "ON t.workspace_id = c.workspace_id WHERE c.id = $1 ORDER BY t.id LIMIT 1",
-        channel_id,
-    )
-    now = datetime.now(UTC).replace(tzinfo=None)  # stored as naive UTC
-    async with db.transaction():
-        await db.execute(_CONTACTS, workspace_id, channel_id, now, count)
-        await db.execute(_OPT_INS, workspace_id, f"token:{token_id}", now, channel_id)
-
-
-_CONTACTS = """
-INSERT INTO contacts (workspace_id, channel_id, address, name, attributes, tags, status,
-                      blocked, created_at, updated_at)
-SELECT $1, $2, a, 'Person ' || a, '{}', '[]', 'subscribed', false, $3, $3
-FROM (SELECT '4917' || lpad(i::text, 8, '0') AS a FROM generate_series(0, $4 - 1) AS i) AS s
-"""
-_OPT_INS = """
-INSERT INTO consent_events (workspace_id, contact_id, kind, source, actor, created_at)
-SELECT $1, id, 'opt_in', 'api', $2, $3 FROM contacts WHERE channel_id = $4
-"""
-
-
-async def _healthy(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient() as client:
-            return (await client.get(f"{url}/healthz")).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-async def _wait_done(api: httpx.AsyncClient, broadcast_id: int, deadline: float) -> None:
-    while True:
-        body = (await api.get(f"/api/v1/broadcasts/{broadcast_id}")).json()
-        if body["status"] == "done":
-            return
-        if body["status"] in {"paused", "cancelled"} or time.monotonic() > deadline:
-            raise RuntimeError(f"broadcast {broadcast_id} did not finish: {json.dumps(body)}")
-        await asyncio.sleep(0.2)
