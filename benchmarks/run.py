@@ -62,6 +62,7 @@ OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
     "<=": operator.le,
     "==": operator.eq,
+    "within ±": lambda value, bound: abs(value) <= bound,
 }
 
 # The targets; the ones marked "ours" are this runner's reading of a target
@@ -79,6 +80,13 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     "worker_rss_growth": ("<=", 1.25, "x (ours: flat)"),
     "scaleout_2_vs_1": (">=", 1.8, "x (ours)"),
     "duplicates_after_kills": ("==", 0, ""),
+    "missing_after_kills": ("==", 0, ""),
+    "ratelimit_error_pct": ("within ±", 2.0, "%"),
+    "ratelimit_max_slice_pct": ("<=", 110, "%"),
+    "ratelimit_pg_error_pct": ("within ±", 2.0, "%"),
+    "ratelimit_pg_max_slice_pct": ("<=", 110, "%"),
+    "webhook_events_per_s": (">=", 3000, "/s"),
+    "webhook_p99_ms": ("<=", 100, "ms"),
 }
 
 
