@@ -20,12 +20,12 @@ state is the same as none.
 from __future__ import annotations
 
 import math
-from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from rundfunk.core.ratelimit import Rate
+from rundfunk.db.changes import redacted_url
 from rundfunk.worker.limiter import CUT_GAP_SECONDS, LimiterUnavailable, floor_rate
 from rundfunk.worker.shared_limiter import LATE_SECONDS, Grant, StoreLimiter
 
@@ -102,7 +102,7 @@ class RedisLimiter(StoreLimiter):
         self._slow_down_script = self._redis.register_script(_SLOW_DOWN)
 
     def _unavailable(self, exc: Exception) -> LimiterUnavailable:
-        where = _without_password(self.url)
+        where = redacted_url(self.url)
         return LimiterUnavailable(
             f"Redis at {where} (RUNDFUNK_REDIS_URL), which keeps the shared rate limits, "
             f"cannot be reached: {exc}"
@@ -132,11 +132,3 @@ class RedisLimiter(StoreLimiter):
 
     async def _close_store(self) -> None:
         await self._redis.aclose()
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
