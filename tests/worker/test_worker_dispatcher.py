@@ -75,6 +75,36 @@ async def test_stop_between_fan_out_and_claim_is_skipped(world: World) -> None:
     assert (await world.texts("+491")).count(_greeting("Anna")) == 1
 
 
+async def test_stop_while_the_claimed_chunk_waits_on_the_limiter_is_honoured(
+    world: World,
+) -> None:
+    """At 2 sends a second the last of five waits about 2 s after the claim: it asks
+    again right before going out (RECHECK_AFTER_S), so a STOP meanwhile keeps it back."""
+    slow = await world.add_channel("slow", settings={"throughput": 2, "burst": 1})
+    people = [f"+4960{n}" for n in range(5)]
+    for address in people:
+        await world.subscriber(address, name=address, channel_id=slow)
+    await world.drain_outbox()  # the welcomes go first
+    broadcast_id = await world.send(GREETING, channel_id=slow)
+
+    async with running(world.dispatcher()):
+        await wait_until(
+            lambda: _sent_to(world, people[0], slow), what="the first send of the chunk"
+        )
+        await world.write(people[-1], "STOP", channel_id=slow)
+        await wait_until(lambda: world.is_done(broadcast_id), what="broadcast done")
+
+    stats = await _stats(world, broadcast_id)
+    assert (stats["sent"], stats["skipped"]) == (4, 1)
+    assert _greeting(people[-1]) not in await world.texts(people[-1], channel_id=slow)
+
+
+async def _sent_to(world: World, address: str, channel_id: int) -> bool:
+    return any(
+        t and t.startswith("Hallo") for t in await world.texts(address, channel_id=channel_id)
+    )
+
+
 async def test_retryable_failures_end_with_everyone_sent_once(world: World) -> None:
     flaky = await world.add_channel("flaky", settings={"sandbox": {"fail_retryable_share": 0.3}})
     addresses = [f"+49{n:03}" for n in range(40)]
