@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime
+from sqlalchemy import BigInteger, DateTime, Integer
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
@@ -38,3 +38,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# Ids and foreign keys: 64-bit on PostgreSQL (deliveries pass 2^31 rows at internet
+# scale), plain INTEGER on SQLite, where only ``INTEGER PRIMARY KEY`` is the rowid alias
+# that numbers new rows (a BIGINT primary key there would not autoincrement).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+# The largest id any column holds; the API bounds every id it accepts to this.
+MAX_ID = 2**63 - 1
