@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rundfunk.private_files import write_private
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RUNDFUNK_", extra="ignore")
@@ -63,6 +65,15 @@ class Settings(BaseSettings):
     sandbox_enabled: bool = Field(
         default=True,
         description="Serve the sandbox channel's simulated-phone endpoints under /sandbox.",
+    )
+    sandbox_public: bool = Field(
+        default=False,
+        description=(
+            "Let clients on other machines use the unauthenticated /sandbox phone endpoints. "
+            "Off: they answer only clients on this machine (loopback, not forwarded by a "
+            "proxy), so a server bound to a public address does not show anyone what the "
+            "sandbox phones received. The console's phone simulator works from anywhere."
+        ),
     )
     demo: bool = Field(
         default=True,
@@ -157,10 +168,11 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret.key"
         if path.exists():
             return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(32)
-        path.write_text(key + "\n")
-        path.chmod(0o600)
+        try:
+            write_private(path, key + "\n")  # data dir 0700, key 0600 from the start
+        except FileExistsError:  # another process wrote it first: use theirs
+            return path.read_text().strip()
         return key
 
     @property

@@ -9,9 +9,11 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
+from sqlalchemy.engine import make_url
 
 from rundfunk.config import Settings
 from rundfunk.db.changes import RedisUnreachable, check_redis
@@ -45,11 +47,19 @@ app.add_typer(broadcast_app, name="broadcast")
 WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace slug.")]
 
 
-def _run(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Migrate, run one service call, and turn service errors into a clear message."""
+def _run(work: Callable[[Database], Awaitable[T]], *, create: bool = False) -> T:
+    """Migrate, run one service call, and turn service errors into a clear message.
+
+    Only ``create`` commands (serve, migrate, workspace create) may start a new SQLite
+    database; the others refuse one that does not exist yet (``_missing_database``).
+    """
+    settings = Settings()
+    if not create and (missing := _missing_database(settings)) is not None:
+        typer.secho(f"error: {missing}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
 
     async def main() -> T:
-        db = Database(Settings().resolved_database_url)
+        db = Database(settings.resolved_database_url)
         try:
             async with db.exclusive(MIGRATION_LOCK):
                 await upgrade(db)
@@ -62,6 +72,32 @@ def _run(work: Callable[[Database], Awaitable[T]]) -> T:
     except ServiceError as exc:
         typer.secho(f"error: {exc.message}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
+
+
+def _missing_database(settings: Settings) -> str | None:
+    """Why this command would start a new, empty SQLite database, or ``None``.
+
+    Run in another directory, the default ``./rundfunk-data`` is not the server's: the
+    command would quietly create an empty database there and then report "no such
+    workspace" (or worse, succeed in the wrong place).
+    """
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    path = Path(url.database).resolve()
+    if path.exists():
+        return None
+    where = (
+        "RUNDFUNK_DATABASE_URL"
+        if settings.database_url
+        else f"the data dir {settings.data_dir} (RUNDFUNK_DATA_DIR, default ./rundfunk-data)"
+    )
+    return (
+        f"no Rundfunk database at {path} (from {where}); this command would create a new, "
+        "empty one. Run it in the directory where `rundfunk serve` runs, or point "
+        "RUNDFUNK_DATA_DIR or RUNDFUNK_DATABASE_URL at the server's database; "
+        "`rundfunk migrate` creates a new database on purpose"
+    )
 
 
 async def _actor(db: Database, slug: str) -> Actor:
@@ -88,7 +124,7 @@ def serve(
     _require_redis(settings)
     if worker:
         _refuse_second_sqlite_worker(settings)
-    demo = _run(bootstrap.ensure_demo) if settings.demo else None
+    demo = _run(bootstrap.ensure_demo, create=True) if settings.demo else None
     typer.echo(f"Rundfunk is starting on {settings.public_url}")
     if demo is not None:
         typer.echo(
@@ -190,7 +226,7 @@ def worker() -> None:
 @app.command()
 def migrate() -> None:
     """Bring the database schema up to date (safe to run at any time)."""
-    _run(lambda db: asyncio.sleep(0))
+    _run(lambda db: asyncio.sleep(0), create=True)
     typer.echo("database is up to date")
 
 
@@ -199,7 +235,7 @@ def workspace_create(
     slug: str, name: Annotated[str | None, typer.Option(help="Display name.")] = None
 ) -> None:
     """Create a workspace."""
-    workspace_id = _run(lambda db: ws.create_workspace(db, slug=slug, name=name))
+    workspace_id = _run(lambda db: ws.create_workspace(db, slug=slug, name=name), create=True)
     typer.echo(f"workspace {slug} created (id {workspace_id})")
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from rundfunk.db.changes import Changes, take_marks
+from rundfunk.private_files import private_file
 
 _IMMEDIATE = "rundfunk_immediate"
 
@@ -51,7 +52,9 @@ class Database:
         if self.is_sqlite:
             database = make_url(self.url).database
             if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+                # Owner-only (0600, its directory 0700): SQLite gives its -wal and
+                # -shm files the database file's mode.
+                private_file(Path(database))
             kwargs["connect_args"] = {"timeout": 30}
         else:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)

@@ -2,22 +2,62 @@
 
 Mounted only when ``settings.sandbox_enabled``. No authentication: the phones stand
 in for people on a messenger, who have no token either (embedded mode, trying out).
+So that a server bound to a public address does not let anyone read what a
+workspace's sandbox phones received, they answer only clients on this machine — a
+loopback peer that no proxy forwarded — unless ``RUNDFUNK_SANDBOX_PUBLIC`` is true.
+The console's phone simulator does not use these routes (it has its own, behind the
+sign-in), so it works from anywhere.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from pydantic import BaseModel, Field
 
 from rundfunk.services import sandbox as service
 from rundfunk.web.api.fields import MAX_TEXT, REQUEST, MediaUrl, Name, PathId
 from rundfunk.web.deps import RuntimeDep
-from rundfunk.web.errors import PUBLIC_ERROR_RESPONSES
+from rundfunk.web.errors import ERROR_RESPONSES, PUBLIC_ERROR_RESPONSES
 
-router = APIRouter(prefix="/sandbox", tags=["sandbox"], responses=PUBLIC_ERROR_RESPONSES)
+LOCAL_ONLY = (
+    "the sandbox phones answer only clients on this machine; set "
+    "RUNDFUNK_SANDBOX_PUBLIC=true to open them to every client (anyone could then read "
+    "what the sandbox phones received), or use the console's phone simulator"
+)
+
+
+def from_this_machine(request: Request) -> bool:
+    """A loopback peer that no proxy forwarded (a proxy on this host is not enough)."""
+    headers = request.headers
+    if "x-forwarded-for" in headers or "forwarded" in headers:
+        return False
+    try:
+        return request.client is not None and ipaddress.ip_address(request.client.host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _local_unless_public(request: Request) -> None:
+    if not request.app.state.settings.sandbox_public and not from_this_machine(request):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, LOCAL_ONLY)
+
+
+router = APIRouter(
+    prefix="/sandbox",
+    tags=["sandbox"],
+    dependencies=[Depends(_local_unless_public)],
+    responses={
+        **PUBLIC_ERROR_RESPONSES,
+        403: {
+            **ERROR_RESPONSES[403],
+            "description": "Not from this machine, and RUNDFUNK_SANDBOX_PUBLIC is off.",
+        },
+    },
+)
 
 Address = Annotated[
     str,
