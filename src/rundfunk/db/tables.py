@@ -25,7 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from rundfunk.db.types import UTCDateTime
+from rundfunk.db.types import BigId, UTCDateTime
 
 metadata = MetaData(
     naming_convention={
@@ -39,7 +39,7 @@ metadata = MetaData(
 
 def _ws() -> Column[int]:
     return Column(
-        "workspace_id", Integer, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False
+        "workspace_id", BigId, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False
     )
 
 
@@ -50,7 +50,7 @@ def _created() -> Column[object]:
 workspaces = Table(
     "workspaces",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     Column("slug", String(64), nullable=False, unique=True),
     Column("name", String(200), nullable=False),
     # privacy_url, imprint_url, timezone, welcome/goodbye/help texts (see services.workspaces)
@@ -61,7 +61,7 @@ workspaces = Table(
 members = Table(
     "members",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     _ws(),
     Column("email", String(254), nullable=False),
     Column("name", String(200), nullable=False),
@@ -80,9 +80,9 @@ members = Table(
 sessions = Table(
     "sessions",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     Column("token_hash", String(64), nullable=False, unique=True),
-    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
+    Column("member_id", BigId, ForeignKey("members.id", ondelete="CASCADE"), nullable=False),
     Column("csrf_token", String(64), nullable=False),
     _created(),
     Column("expires_at", UTCDateTime(), nullable=False),
@@ -102,9 +102,9 @@ login_attempts = Table(
 api_tokens = Table(
     "api_tokens",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     _ws(),
-    Column("member_id", Integer, ForeignKey("members.id", ondelete="CASCADE")),
+    Column("member_id", BigId, ForeignKey("members.id", ondelete="CASCADE")),
     Column("name", String(200), nullable=False),
     Column("role", String(16), nullable=False),
     Column("prefix", String(16), nullable=False),  # shown in listings, never the secret
@@ -117,7 +117,7 @@ api_tokens = Table(
 channels = Table(
     "channels",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     _ws(),
     Column("kind", String(16), nullable=False),  # sandbox | whatsapp | telegram
     Column("name", String(200), nullable=False),
@@ -131,9 +131,9 @@ channels = Table(
 contacts = Table(
     "contacts",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     _ws(),
-    Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", BigId, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
     Column("address", String(128), nullable=False),  # wa_id, chat id, sandbox phone
     Column("name", String(200)),
     Column("language", String(16)),
@@ -152,7 +152,7 @@ contacts = Table(
 topics = Table(
     "topics",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     _ws(),
     Column("key", String(64), nullable=False),
     Column("name", String(200), nullable=False),
@@ -165,10 +165,10 @@ topics = Table(
 subscriptions = Table(
     "subscriptions",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     _ws(),
-    Column("contact_id", Integer, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
-    Column("topic_id", Integer, ForeignKey("topics.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", BigId, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("topic_id", BigId, ForeignKey("topics.id", ondelete="CASCADE"), nullable=False),
     _created(),
     UniqueConstraint("contact_id", "topic_id"),
     Index(None, "topic_id", "contact_id"),
@@ -179,11 +179,11 @@ subscriptions = Table(
 consent_events = Table(
     "consent_events",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     _ws(),
-    Column("contact_id", Integer, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", BigId, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
     Column("kind", String(16), nullable=False),  # opt_in | opt_out
-    Column("topic_id", Integer, ForeignKey("topics.id", ondelete="SET NULL")),
+    Column("topic_id", BigId, ForeignKey("topics.id", ondelete="SET NULL")),
     Column("source", String(32), nullable=False),  # keyword | api | platform | send_error
     Column("keyword", Text),  # what the person wrote, if anything
     Column("text_shown", Text),  # the confirmation we answered with
@@ -195,9 +195,9 @@ consent_events = Table(
 broadcasts = Table(
     "broadcasts",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     _ws(),
-    Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", BigId, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
     Column("text", Text, nullable=False),  # for a template broadcast: the template's body
     Column("media_url", Text),
     # What goes beyond text and media: {"template": {...}} on WhatsApp, an uploaded
@@ -219,12 +219,12 @@ broadcasts = Table(
 deliveries = Table(
     "deliveries",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     Column(
-        "broadcast_id", Integer, ForeignKey("broadcasts.id", ondelete="CASCADE"), nullable=False
+        "broadcast_id", BigId, ForeignKey("broadcasts.id", ondelete="CASCADE"), nullable=False
     ),
-    Column("contact_id", Integer, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
-    Column("channel_id", Integer, nullable=False),
+    Column("contact_id", BigId, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", BigId, nullable=False),
     # queued | sending | sent | delivered | read | failed | skipped (core.deliveries)
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
@@ -248,9 +248,9 @@ deliveries = Table(
 templates = Table(
     "templates",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     _ws(),
-    Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", BigId, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
     Column("name", String(512), nullable=False),
     Column("language", String(16), nullable=False),
     Column("category", String(32), nullable=False),  # MARKETING | UTILITY | AUTHENTICATION
@@ -264,19 +264,19 @@ templates = Table(
 conversations = Table(
     "conversations",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     _ws(),
-    Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", BigId, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
     # One conversation per contact: resolved ones are reopened by the next message.
     Column(
         "contact_id",
-        Integer,
+        BigId,
         ForeignKey("contacts.id", ondelete="CASCADE"),
         nullable=False,
         unique=True,
     ),
     Column("status", String(16), nullable=False),  # open | pending | resolved
-    Column("assignee_id", Integer, ForeignKey("members.id", ondelete="SET NULL")),
+    Column("assignee_id", BigId, ForeignKey("members.id", ondelete="SET NULL")),
     Column("last_inbound_at", UTCDateTime()),
     Column("last_message_at", UTCDateTime(), nullable=False),
     _created(),
@@ -289,7 +289,7 @@ conversations = Table(
 canned_responses = Table(
     "canned_responses",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     _ws(),
     Column("short_code", String(64), nullable=False),
     Column("text", Text, nullable=False),
@@ -300,13 +300,13 @@ canned_responses = Table(
 messages = Table(
     "messages",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     _ws(),
-    Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
-    Column("contact_id", Integer, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", BigId, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("contact_id", BigId, ForeignKey("contacts.id", ondelete="CASCADE"), nullable=False),
     # NULL for keyword traffic (START/STOP and their confirmations), which is logged
     # but does not open a conversation.
-    Column("conversation_id", Integer, ForeignKey("conversations.id", ondelete="CASCADE")),
+    Column("conversation_id", BigId, ForeignKey("conversations.id", ondelete="CASCADE")),
     Column("direction", String(8), nullable=False),  # in | out | note
     Column("kind", String(16), nullable=False),  # text | media | location | ... | system
     Column("text", Text),
@@ -315,7 +315,7 @@ messages = Table(
     Column("provider_message_id", String(128)),
     # outbound: queued | sending | sent | delivered | read | failed; inbound: received
     Column("status", String(16), nullable=False),
-    Column("author_id", Integer, ForeignKey("members.id", ondelete="SET NULL")),
+    Column("author_id", BigId, ForeignKey("members.id", ondelete="SET NULL")),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UTCDateTime()),
     Column("lease_until", UTCDateTime()),
@@ -330,12 +330,12 @@ messages = Table(
 audit_log = Table(
     "audit_log",
     metadata,
-    Column("id", Integer, primary_key=True),
+    Column("id", BigId, primary_key=True),
     _ws(),
     Column("actor", String(64), nullable=False),
     Column("action", String(64), nullable=False),  # broadcast.send, conversation.assign, …
     Column("target_type", String(32)),
-    Column("target_id", Integer),
+    Column("target_id", BigId),
     Column("details", JSON, nullable=False),
     _created(),
 )
@@ -346,8 +346,8 @@ audit_log = Table(
 sandbox_messages = Table(
     "sandbox_messages",
     metadata,
-    Column("id", Integer, primary_key=True),
-    Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("id", BigId, primary_key=True),
+    Column("channel_id", BigId, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
     Column("address", String(128), nullable=False),
     Column("provider_message_id", String(64), nullable=False, unique=True),
     Column("text", Text),
@@ -380,7 +380,7 @@ webhook_inbox = Table(
     metadata,
     # 64 bits: ~3,000 webhooks/s would use up a 32-bit id in about eight days.
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-    Column("channel_id", Integer, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("channel_id", BigId, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),
     Column("body", LargeBinary, nullable=False),  # the raw bytes the signature was checked on
     Column("claimed_until", UTCDateTime()),
