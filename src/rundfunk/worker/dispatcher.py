@@ -2,7 +2,8 @@
 
 One loop claims chunks of due work; each send runs as its own task (bounded by a
 semaphore), and a chunk's outcomes are recorded in one transaction when all its
-sends have finished. The next chunk is claimed while the current one is sending,
+sends have finished (kept and written again when the database is down: ``kept_writes``;
+no new claim meanwhile). The next chunk is claimed while the current one is sending,
 so the platform never waits on our bookkeeping.
 
 Stopping (SIGTERM, SIGINT): sends already handed to the channel finish and are
@@ -25,6 +26,7 @@ from rundfunk.services.dispatch import SendJob, SendOutcome
 from rundfunk.services.outcomes import RetryPolicy, record
 from rundfunk.services.registry import ChannelRegistry
 from rundfunk.worker.consent import ConsentGate
+from rundfunk.worker.kept_writes import KeptWrites
 from rundfunk.worker.limiter import InProcessLimiter, PairGuard, SenderLimiter
 
 log = logging.getLogger(__name__)
@@ -65,6 +67,8 @@ class Dispatcher:
         self._limited: set[asyncio.Task[object]] = set()  # sends waiting on the limiter
         self.sent = 0
         self.released = 0
+        # Outcomes (and releases) whose write failed: kept and written again (kept_writes).
+        self.kept = KeptWrites()
 
     def wake(self) -> None:
         self._wake.set()
@@ -84,6 +88,11 @@ class Dispatcher:
 
     async def _loop(self, stop: asyncio.Event, stopping: asyncio.Task[bool]) -> None:
         while not stop.is_set():
+            if self.kept.kept:  # outcomes wait for the database: claim nothing new meanwhile
+                caught_up = asyncio.create_task(self.kept.caught_up())
+                await asyncio.wait({caught_up, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                caught_up.cancel()
+                continue
             try:
                 jobs = await dispatch.claim(
                     self.db, limit=self.chunk_size, lease_seconds=self.lease_seconds
@@ -113,18 +122,22 @@ class Dispatcher:
         results = await asyncio.gather(*(self._send(job, claimed) for job in jobs))
         outcomes = [o for o in results if not o.released]
         unsent = [o.job for o in results if o.released]
-        if unsent:
-            try:
-                self.released += await dispatch.release(self.db, unsent)
-            except Exception:  # their leases run out and the scheduler requeues them
-                log.exception("releasing %d unsent jobs failed", len(unsent))
+        if unsent:  # (given up on stop: their leases run out, the scheduler requeues them)
+            released = await self.kept.write(
+                f"releasing {len(unsent)} unsent jobs",
+                lambda: dispatch.release(self.db, unsent),
+                self._stop,
+            )
+            self.released += released or 0
         if not outcomes:
             return
-        try:
-            result = await record(self.db, outcomes, policy=self.policy)
-        except Exception:
-            # Rows stay "sending" until their lease runs out and then go back to the queue.
-            log.exception("recording %d outcomes failed", len(outcomes))
+        # The database down or restarting: kept, and written once it is back.
+        result = await self.kept.write(
+            f"recording {len(outcomes)} outcomes",
+            lambda: record(self.db, outcomes, policy=self.policy),
+            self._stop,
+        )
+        if result is None:  # given up on stop: the status callbacks and settle time decide
             return
         self.sent += sum(1 for o in outcomes if o.error is None and not o.skipped)
         for channel_id in result.disabled_channels:
