@@ -29,6 +29,7 @@ from rundfunk.web.api import (
     whatsapp,
     workspace,
 )
+from rundfunk.web.api_docs import install_api_docs
 from rundfunk.web.deps import current_actor
 from rundfunk.web.errors import ERROR_RESPONSES, install_error_handlers
 from rundfunk.web.limits import BodyLimitMiddleware
@@ -95,6 +96,8 @@ def create_app(
         version=__version__,
         description=_DESCRIPTION,
         openapi_url="/openapi.json",
+        docs_url=None,  # our own /docs (web.api_docs): no CDN
+        redoc_url=None,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -116,6 +119,7 @@ def create_app(
     app.include_router(ops.router)
     app.include_router(api_router())
     install_console(app)
+    install_api_docs(app)
     if settings.sandbox_enabled:
         app.include_router(sandbox.router)
     return app

@@ -7,13 +7,12 @@ routes (``broadcasts``, ``inbox``, …) and a folder of templates.
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import FileResponse, Response
 
+from rundfunk.web.assets import AssetFiles
 from rundfunk.web.ui import (
     account,
     broadcasts,
@@ -27,10 +26,8 @@ from rundfunk.web.ui import (
     topics,
 )
 from rundfunk.web.ui.i18n import N_
-from rundfunk.web.ui.render import page, redirect
+from rundfunk.web.ui.render import STATIC, page, redirect, static_version
 from rundfunk.web.ui.session import LoginRequired, optional_member
-
-STATIC = Path(__file__).parent / "static"
 
 _TITLES = {
     400: N_("The request is not valid"),
@@ -61,6 +58,15 @@ async def error_page(request: Request, status: int, message: str) -> Response:
     )
 
 
+async def _favicon() -> Response:
+    """Browsers ask for /favicon.ico whatever the page says: the same SVG icon."""
+    return FileResponse(
+        STATIC / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
 async def _on_login_required(request: Request, _exc: Exception) -> Response:
     if request.method == "GET" and "text/html" in request.headers.get("accept", "text/html"):
         return redirect(request, f"/login?next={quote(request.url.path)}")
@@ -74,7 +80,9 @@ AREAS = (account, dashboard, broadcasts, inbox, contacts, topics, channels, team
 def install_console(app: FastAPI) -> None:
     app.state.html_error_page = error_page
     app.add_exception_handler(LoginRequired, _on_login_required)
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    # Compressed, cached for a year under the ?v= the templates put on each link.
+    app.mount("/static", AssetFiles(directory=STATIC, version=static_version()), name="static")
+    app.add_api_route("/favicon.ico", _favicon, include_in_schema=False)
     for module in AREAS:
         app.include_router(module.router)
     if app.state.settings.sandbox_enabled:

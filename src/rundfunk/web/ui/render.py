@@ -22,13 +22,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 
-from rundfunk import __version__
 from rundfunk.services.errors import ServiceError
 from rundfunk.services.sessions import SessionMember
+from rundfunk.web.assets import asset_version
 from rundfunk.web.ui.i18n import LANGUAGES, translations
 from rundfunk.web.ui.session import set_cookie
 
 TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
 FLASH_COOKIE = "rf_flash"
 # Scripts only from this server (no inline script); styles may be inline (progress bars).
 _HEADERS = {
@@ -42,6 +43,11 @@ _HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+def static_version() -> str:
+    """The ``?v=`` of every static file's URL: changes with any file (web.assets)."""
+    return asset_version(STATIC)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -78,7 +84,7 @@ def environment(locale: str) -> Environment:
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters["when"] = _when
     env.filters["number"] = _number
-    env.globals["version"] = __version__
+    env.globals["version"] = static_version()  # on every /static link: ?v=…
     env.globals["languages"] = LANGUAGES
     return env
 
