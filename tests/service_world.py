@@ -149,10 +149,10 @@ class World:
         options.setdefault("poll_seconds", 0.02)
         return Dispatcher(self.db, self.registry, policy=policy, **options)
 
-    async def is_done(self, broadcast_id: int) -> bool:
-        """The scheduler's closing step, then: has the broadcast finished?"""
+    async def is_done(self, broadcast_id: int, status: str = "done") -> bool:
+        """The scheduler's closing step, then: has the broadcast finished (as ``status``)?"""
         await broadcast_service.finish_completed(self.db)
-        return str((await self.broadcast(broadcast_id)).status) == "done"
+        return str((await self.broadcast(broadcast_id)).status) == status
 
 
 async def wait_until(
@@ -178,14 +178,17 @@ async def running(dispatcher: Dispatcher) -> AsyncIterator[Dispatcher]:
 
 
 @asynccontextmanager
-async def open_world(tmp_path: Path) -> AsyncIterator[World]:
+async def open_world(
+    tmp_path: Path, *, whatsapp_api_base_url: str | None = None
+) -> AsyncIterator[World]:
+    """``whatsapp_api_base_url``: the operator's Graph address (a fake Graph server)."""
     with fresh_database(tmp_path) as url:
-        async with _open_world(url) as world:
+        async with _open_world(url, whatsapp_api_base_url) as world:
             yield world
 
 
 @asynccontextmanager
-async def _open_world(url: str) -> AsyncIterator[World]:
+async def _open_world(url: str, whatsapp_api_base_url: str | None = None) -> AsyncIterator[World]:
     db = Database(url)
     await upgrade(db)
     workspace_id = await workspaces.create_workspace(db, slug="acme", name="Acme")
@@ -197,7 +200,12 @@ async def _open_world(url: str) -> AsyncIterator[World]:
     )
     channel = await create_channel(db, actor=owner, kind="sandbox", name="Sandbox")
     platform = DatabaseSandbox(db)
-    registry = ChannelRegistry(db, box=SecretBox("test key"), sandbox=platform)
+    registry = ChannelRegistry(
+        db,
+        box=SecretBox("test key"),
+        sandbox=platform,
+        **({"whatsapp_api_base_url": whatsapp_api_base_url} if whatsapp_api_base_url else {}),
+    )
     try:
         yield World(db, workspace_id, owner, int(channel["id"]), platform, registry)
     finally:

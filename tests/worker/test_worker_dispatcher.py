@@ -186,7 +186,8 @@ async def test_retries_give_up_after_max_attempts(world: World) -> None:
     policy = RetryPolicy(max_attempts=3, base_seconds=0.01, cap_seconds=0.02)
 
     async with running(world.dispatcher(policy)):
-        await wait_until(lambda: world.is_done(broadcast_id), what="broadcast done")
+        # Every send failed: the broadcast ends failed, with the reason (not a green done).
+        await wait_until(lambda: world.is_done(broadcast_id, "failed"), what="broadcast failed")
 
     rows = await world.deliveries_of(broadcast_id)
     assert [(r.status, r.attempts) for r in rows] == [("failed", 3)] * 3

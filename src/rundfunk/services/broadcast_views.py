@@ -19,6 +19,7 @@ from rundfunk.db.session import Database
 from rundfunk.db.tables import broadcasts, channels, contacts, deliveries, members, topics
 from rundfunk.services.actors import Actor, Role
 from rundfunk.services.audience import audience_size
+from rundfunk.services.broadcast_review import check_audience_renders
 from rundfunk.services.content import compose
 from rundfunk.services.errors import Invalid, NotFound
 from rundfunk.services.media import check_media_url
@@ -260,7 +261,7 @@ async def check_compose(
     check_media_url(media_url)
     async with db.read() as conn:
         kind = await _channel_kind(conn, actor, channel_id)
-        await compose(
+        stored_text, content = await compose(
             conn,
             kind=kind,
             channel_id=channel_id,
@@ -271,11 +272,22 @@ async def check_compose(
         )
         topic_ids = await topic_ids_for_keys(conn, actor.workspace_id, list(topic_keys))
         size = await audience_size(conn, channel_id, topic_ids)
-    if size == 0:
-        raise Invalid(
-            "audience is empty: nobody on this channel"
-            + (" subscribed to these topics" if topic_ids else " has opted in"),
-            field="audience",
+        if size == 0:
+            raise Invalid(
+                "audience is empty: nobody on this channel"
+                + (" subscribed to these topics" if topic_ids else " has opted in"),
+                field="audience",
+            )
+        # The message rendered for a sample of this audience (broadcast_review).
+        await check_audience_renders(
+            conn,
+            workspace_id=actor.workspace_id,
+            channel_id=channel_id,
+            kind=kind,
+            topic_ids=topic_ids,
+            text=stored_text,
+            media_url=media_url,
+            content=content,
         )
     return size
 

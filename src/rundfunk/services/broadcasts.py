@@ -13,10 +13,11 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, literal, select, update
+from sqlalchemy import and_, exists, func, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rundfunk.core import personalize
+from rundfunk.core.broadcast_status import BroadcastStatus, finished_as
 from rundfunk.core.deliveries import DeliveryStatus
 from rundfunk.db.session import Database, notify_work
 from rundfunk.db.tables import broadcasts, channels, contacts, deliveries
@@ -24,6 +25,7 @@ from rundfunk.db.types import utcnow
 from rundfunk.services import audit
 from rundfunk.services.actors import Actor, Role, system_actor
 from rundfunk.services.audience import audience_filter, audience_size
+from rundfunk.services.broadcast_review import RenderRefused, check_audience_renders
 from rundfunk.services.broadcast_views import get_broadcast, owned
 from rundfunk.services.content import channel_kind, compose
 from rundfunk.services.errors import Conflict, Invalid, NotFound
@@ -32,6 +34,18 @@ from rundfunk.services.topics import topic_ids_for_keys
 
 # A send_at this far in the past is still "now" (clock skew, slow clients).
 PAST_GRACE = timedelta(seconds=60)
+# Further ahead is a typo (2207 for 2027), not a plan: refused (a year and a leap day).
+MAX_AHEAD = timedelta(days=366)
+
+
+def check_send_at(send_at: datetime, now: datetime) -> None:
+    """Invalid unless ``send_at`` is an aware time from about now to a year ahead."""
+    if send_at.tzinfo is None:
+        raise Invalid("send_at needs a time zone, e.g. 2026-12-01T09:00:00+01:00 or ...Z")
+    if send_at < now - PAST_GRACE:
+        raise Invalid("send_at is in the past")
+    if send_at > now + MAX_AHEAD:
+        raise Invalid("send_at is more than a year ahead", field="send_at")
 
 
 async def _require_active_channel(conn: AsyncConnection, actor: Actor, channel_id: int) -> None:
@@ -78,15 +92,13 @@ async def create_broadcast(
     check_media_url(media_url)
     now = utcnow()
     if send_at is not None:
-        if send_at.tzinfo is None:
-            raise Invalid("send_at needs a time zone, e.g. 2026-12-01T09:00:00+01:00 or ...Z")
-        if send_at < now - PAST_GRACE:
-            raise Invalid("send_at is in the past")
+        check_send_at(send_at, now)
     async with db.write() as conn:
         await _require_active_channel(conn, actor, channel_id)
+        kind = await channel_kind(conn, channel_id, actor.workspace_id)
         stored_text, content = await compose(
             conn,
-            kind=await channel_kind(conn, channel_id, actor.workspace_id),
+            kind=kind,
             channel_id=channel_id,
             text=text,
             media_url=media_url,
@@ -103,6 +115,17 @@ async def create_broadcast(
                 "audience is empty: nobody on this channel"
                 + (" subscribed to these topics" if topic_ids else " has opted in")
             )
+        # Refused now rather than failing for every recipient later (broadcast_review).
+        await check_audience_renders(
+            conn,
+            workspace_id=actor.workspace_id,
+            channel_id=channel_id,
+            kind=kind,
+            topic_ids=topic_ids,
+            text=stored_text,
+            media_url=media_url,
+            content=content,
+        )
         result = await conn.execute(
             broadcasts.insert().values(
                 workspace_id=actor.workspace_id,
@@ -144,6 +167,7 @@ async def send_broadcast(db: Database, *, actor: Actor, broadcast_id: int) -> di
                 conn, actor, "broadcast.resume", target_type="broadcast", target_id=broadcast_id
             )
         elif row.status in {"draft", "scheduled"}:
+            await _review(conn, row)  # the audience may have changed since the draft
             total = await _fan_out(conn, row)
             if total == 0:
                 raise Invalid("audience is empty: nobody would receive this broadcast")
@@ -158,6 +182,20 @@ async def send_broadcast(db: Database, *, actor: Actor, broadcast_id: int) -> di
         else:
             raise Conflict(f"broadcast {broadcast_id} is {row.status} and cannot be sent")
     return await get_broadcast(db, actor=actor, broadcast_id=broadcast_id)
+
+
+async def _review(conn: AsyncConnection, row: Any) -> None:
+    """``RenderRefused`` unless the broadcast's message renders for its audience's sample."""
+    await check_audience_renders(
+        conn,
+        workspace_id=row.workspace_id,
+        channel_id=row.channel_id,
+        kind=await channel_kind(conn, row.channel_id, row.workspace_id),
+        topic_ids=list(row.topic_ids),
+        text=row.text,
+        media_url=row.media_url,
+        content=row.content,
+    )
 
 
 async def _fan_out(conn: AsyncConnection, row: Any) -> int:
@@ -233,6 +271,28 @@ async def start_due(db: Database, *, now: datetime | None = None) -> list[int]:
             ).first()
             if row is None:  # cancelled or sent by hand since the look-up above
                 continue
+            try:
+                await _review(conn, row)
+            except RenderRefused as exc:
+                # Nothing is sent: the text cannot be edited, so it ends here, in red.
+                await conn.execute(
+                    update(broadcasts)
+                    .where(broadcasts.c.id == item.id, broadcasts.c.status == "scheduled")
+                    .values(
+                        status=BroadcastStatus.FAILED.value,
+                        status_reason=f"not sent: {exc.message}",
+                        finished_at=now,
+                    )
+                )
+                await audit.record(
+                    conn,
+                    system_actor(item.workspace_id),
+                    "broadcast.refused",
+                    target_type="broadcast",
+                    target_id=item.id,
+                    details={"reason": exc.message},
+                )
+                continue
             total = await _fan_out(conn, row)
             details: dict[str, object] = {"total": total, "scheduled": True}
             channel = (
@@ -292,7 +352,7 @@ async def cancel_broadcast(db: Database, *, actor: Actor, broadcast_id: int) -> 
     now = utcnow()
     async with db.write() as conn:
         row = await owned(conn, actor, broadcast_id)
-        if row.status in {"done", "cancelled"}:
+        if row.status in {"done", "failed", "cancelled"}:
             raise Conflict(f"broadcast {broadcast_id} is already {row.status}")
         await conn.execute(
             update(broadcasts)
@@ -317,8 +377,12 @@ async def cancel_broadcast(db: Database, *, actor: Actor, broadcast_id: int) -> 
     return await get_broadcast(db, actor=actor, broadcast_id=broadcast_id)
 
 
+_ACCEPTED = (DeliveryStatus.SENT.value, DeliveryStatus.DELIVERED.value, DeliveryStatus.READ.value)
+
+
 async def finish_completed(db: Database) -> int:
-    """Mark sending broadcasts with no queued or in-flight delivery left as done."""
+    """Mark sending broadcasts with no queued or in-flight delivery left as finished:
+    ``failed`` when every copy tried failed and none went out, else ``done``."""
     pending = exists().where(
         deliveries.c.broadcast_id == broadcasts.c.id,
         deliveries.c.status.in_((DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)),
@@ -327,8 +391,45 @@ async def finish_completed(db: Database) -> int:
     async with db.read() as conn:  # most passes find none: no write lock for nothing
         if await conn.scalar(select(broadcasts.c.id).where(finished).limit(1)) is None:
             return 0
+    now = utcnow()
+    total = 0
     async with db.write() as conn:
-        result = await conn.execute(
-            update(broadcasts).where(finished).values(status="done", finished_at=utcnow())
-        )
-    return int(result.rowcount or 0)
+        ids = list(await conn.scalars(select(broadcasts.c.id).where(finished)))
+        for broadcast_id in ids:
+            ended, reason = await _ending(conn, broadcast_id)
+            result = await conn.execute(
+                update(broadcasts)
+                .where(broadcasts.c.id == broadcast_id, finished)
+                .values(status=ended.value, finished_at=now, status_reason=reason)
+            )
+            total += int(result.rowcount or 0)
+    return total
+
+
+async def _ending(conn: AsyncConnection, broadcast_id: int) -> tuple[BroadcastStatus, str | None]:
+    """How a broadcast with nothing left to send ends, and why when it failed."""
+    accepted = await conn.scalar(
+        select(deliveries.c.id)
+        .where(deliveries.c.broadcast_id == broadcast_id, deliveries.c.status.in_(_ACCEPTED))
+        .limit(1)
+    )
+    if accepted is not None:  # the common case: one row found, no counting
+        return BroadcastStatus.DONE, None
+    failed: dict[str | None, int] = dict(
+        (
+            await conn.execute(
+                select(deliveries.c.error_reason, func.count())
+                .where(
+                    deliveries.c.broadcast_id == broadcast_id,
+                    deliveries.c.status == DeliveryStatus.FAILED.value,
+                )
+                .group_by(deliveries.c.error_reason)
+            )
+        ).all()
+    )
+    count = sum(failed.values())
+    ended = finished_as(accepted=0, failed=count)
+    if ended is not BroadcastStatus.FAILED:
+        return ended, None
+    reason = max(failed, key=lambda r: failed[r]) or "no reason given"
+    return ended, f"all {count} sends failed: {reason}"

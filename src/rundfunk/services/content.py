@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from rundfunk.channels.base import Choice, Menu, OutboundMessage, TemplateSend
-from rundfunk.channels.whatsapp.payload import limits_problem
+from rundfunk.channels.whatsapp.payload import MAX_CAPTION, MAX_TEXT, limits_problem
 from rundfunk.core import personalize
 from rundfunk.core.templates import clean_parameter
 from rundfunk.db.tables import channels
@@ -33,6 +33,17 @@ async def channel_kind(conn: AsyncConnection, channel_id: int, workspace_id: int
     if kind is None:
         raise NotFound(f"no channel {channel_id}")
     return str(kind)
+
+
+def text_limit(kind: str, *, media: bool) -> int:
+    """How many characters one message's text may have on this kind of channel.
+
+    WhatsApp documents 4,096 for a text and 1,024 for a caption; the sandbox (and
+    Telegram, 1-4,096) take the text limit, so what passes a test there also fits.
+    """
+    if kind == "whatsapp" and media:
+        return MAX_CAPTION
+    return MAX_TEXT
 
 
 async def compose(
@@ -111,9 +122,17 @@ def outbound(
     """The message to send; ``render`` personalizes template parameters for one person.
 
     Raises ``personalize.PersonalizationError`` or ``ValueError`` when a parameter
-    cannot be rendered or renders empty (the platform refuses empty parameters).
+    cannot be rendered or renders empty (the platform refuses empty parameters), and
+    when the whole message is empty (a text that personalized to blanks, no media).
     """
     content = content or {}
+    if (
+        not (text and text.strip())
+        and not media_url
+        and not content.get("media_id")
+        and not content.get("template")
+    ):
+        raise ValueError("the message is empty for this contact")
     template: TemplateSend | None = None
     spec = content.get("template")
     if isinstance(spec, Mapping):

@@ -37,7 +37,7 @@ from rundfunk.services.actors import Actor, Role
 DAYS = 30
 RECENT_BROADCASTS = 5
 # A broadcast that has started counts as "sent" for the first-steps checklist.
-STARTED = ("sending", "paused", "done")
+STARTED = ("sending", "paused", "done", "failed")
 
 
 @dataclass(frozen=True)

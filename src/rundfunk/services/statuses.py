@@ -259,6 +259,8 @@ async def _settle(
                 plan.update(_code=None, _reason=None)
     if status.value == row.status:
         return None
+    if row.status == DeliveryStatus.FAILED.value and status in _ACCEPTED and row.broadcast_id:
+        await _proven(conn, row.broadcast_id)
     return {
         **plan,
         "_id": row.id,
@@ -277,8 +279,18 @@ async def _reopen(conn: AsyncConnection, broadcast_id: int) -> None:
     """
     await conn.execute(
         update(broadcasts)
-        .where(broadcasts.c.id == broadcast_id, broadcasts.c.status == "done")
-        .values(status="sending", finished_at=None)
+        .where(broadcasts.c.id == broadcast_id, broadcasts.c.status.in_(("done", "failed")))
+        .values(status="sending", finished_at=None, status_reason=None)
+    )
+
+
+async def _proven(conn: AsyncConnection, broadcast_id: int) -> None:
+    """A failed broadcast one of whose copies proves to have arrived is done after all
+    (core.broadcast_status: failed means no copy went out)."""
+    await conn.execute(
+        update(broadcasts)
+        .where(broadcasts.c.id == broadcast_id, broadcasts.c.status == "failed")
+        .values(status="done", status_reason=None)
     )
 
 

@@ -68,7 +68,10 @@ class BroadcastStats(BaseModel):
 class Broadcast(BaseModel):
     id: int
     channel_id: int
-    status: str = Field(description="draft | scheduled | sending | paused | done | cancelled")
+    status: str = Field(
+        description="draft | scheduled | sending | paused | done | failed | cancelled "
+        "(failed: every send failed, or the review refused a scheduled one; see status_reason)"
+    )
     status_reason: str | None = None
     text: str = Field(description="The text, or a template broadcast's body with placeholders.")
     media_url: str | None = None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+from babel.numbers import format_decimal
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -28,6 +29,7 @@ from rundfunk.services import broadcast_views as views
 from rundfunk.services import broadcasts as service
 from rundfunk.services import channels, topics
 from rundfunk.services import templates as template_service
+from rundfunk.services.broadcast_review import RenderProblem, RenderRefused
 from rundfunk.services.errors import Invalid, ServiceError
 from rundfunk.services.sessions import SessionMember
 from rundfunk.web.deps import DatabaseDep, RuntimeDep
@@ -126,6 +128,8 @@ class Draft:
         moment = local.replace(tzinfo=zone(member.timezone)).astimezone(UTC)
         if moment <= utcnow():
             raise Invalid(N_("Choose a time in the future."), field="send_at")
+        if moment > utcnow() + service.MAX_AHEAD:
+            raise Invalid(N_("Choose a time within a year from now."), field="send_at")
         return moment
 
 
@@ -159,8 +163,30 @@ async def _posted_draft(
 PostedDraft = Annotated[Draft, Depends(_posted_draft)]
 
 
+_REFUSALS = {
+    "render": N_("For %(who)s the text cannot be personalized: %(detail)s"),
+    "empty": N_("For %(who)s the message comes out empty."),
+    "long": N_("For %(who)s the message has %(length)s characters; the channel allows %(limit)s."),
+}
+_AFFECTED = N_("%(failing)s of %(checked)s recipients checked are affected; nothing was sent.")
+
+
+def refusal(member: SessionMember, problem: RenderProblem) -> str:
+    """Why the review refused the send, in the member's language."""
+    gettext = translations(member.locale).gettext
+    values = {
+        "who": problem.who, "detail": problem.detail,
+        "length": format_decimal(problem.length, locale=member.locale),
+        "limit": format_decimal(problem.limit, locale=member.locale),
+        "failing": problem.failing, "checked": problem.checked,
+    }  # fmt: skip
+    return f"{gettext(_REFUSALS[problem.kind]) % values} {gettext(_AFFECTED) % values}"
+
+
 def form_errors(member: SessionMember, exc: ServiceError) -> dict[str, str]:
     """A refusal next to the field it is about, in the member's language when it is ours."""
+    if isinstance(exc, RenderRefused):
+        return {exc.field or "text": refusal(member, exc.problem)}
     message = translations(member.locale).gettext(exc.message)
     name = exc.field
     if name is None:

@@ -36,6 +36,7 @@ STATUS_LABELS = {
     "sending": N_("Sending"),
     "paused": N_("Paused"),
     "done": N_("Done"),
+    "failed": N_("Failed"),  # every copy tried failed: red, with the reason
     "cancelled": N_("Cancelled"),
 }
 DELIVERY_LABELS = {
