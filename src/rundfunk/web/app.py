@@ -30,9 +30,11 @@ from rundfunk.web.api import (
     workspace,
 )
 from rundfunk.web.api_docs import install_api_docs
+from rundfunk.web.contract import install_contract
 from rundfunk.web.deps import current_actor
 from rundfunk.web.errors import ERROR_RESPONSES, install_error_handlers
 from rundfunk.web.limits import BodyLimitMiddleware
+from rundfunk.web.request_checks import storable_request
 from rundfunk.web.ui import install_console
 from rundfunk.worker.runtime import Runtime
 from rundfunk.worker.webhook_ingest import WebhookIngestion
@@ -96,6 +98,8 @@ def create_app(
         version=__version__,
         description=_DESCRIPTION,
         openapi_url="/openapi.json",
+        # Before every route: text no database can store is a 422 naming the field.
+        dependencies=[Depends(storable_request)],
         docs_url=None,  # our own /docs (web.api_docs): no CDN
         redoc_url=None,
         lifespan=lifespan,
@@ -107,6 +111,7 @@ def create_app(
         app.state.runtime = runtime
         app.state.ingestion = WebhookIngestion(runtime)
     install_error_handlers(app)
+    install_contract(app)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=MAX_BODY_BYTES,

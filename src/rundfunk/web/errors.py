@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rundfunk.services.errors import (
@@ -53,6 +54,7 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     422: "invalid",
 }
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # FastAPI's own words when a body cannot be decoded at all (e.g. invalid UTF-8).
 _UNPARSABLE_BODY = "There was an error parsing the body"
 
@@ -170,7 +172,24 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404 and detail == "Not Found":
         detail = "no such route; the API lives under /api/v1 (see /openapi.json)"
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-    return error_response(exc.status_code, code, detail, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return error_response(exc.status_code, code, detail, headers=headers)
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method of the path, not only those of the first route that matched it
+    (a path's GET and POST are separate routes: Starlette names only one of them)."""
+    methods: set[str] = set()
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        for route in request.app.router.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                methods.add(method)
+                break
+    return ", ".join(sorted(methods))
 
 
 class UnexpectedErrorMiddleware:

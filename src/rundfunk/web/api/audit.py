@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from rundfunk.services import audit as service
+from rundfunk.web.api.fields import PAGE_LIMIT_MAX, AfterId
 from rundfunk.web.deps import AdminDep, RuntimeDep
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -33,8 +34,8 @@ class AuditPage(BaseModel):
 async def list_audit(
     actor: AdminDep,
     runtime: RuntimeDep,
-    after_id: Annotated[int, Query(ge=0)] = 0,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    after_id: Annotated[AfterId, Query()] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_LIMIT_MAX)] = 100,
 ) -> Any:
     items = await service.list_entries(runtime.db, actor=actor, after_id=after_id, limit=limit)
     return {"items": items, "next_after_id": items[-1]["id"] if len(items) == limit else None}

@@ -1,0 +1,113 @@
+"""Text no database can store is refused at the door: a 422 that names the field.
+
+A NUL character (U+0000) cannot be stored in a PostgreSQL text column, and a lone
+surrogate (U+D800..U+DFFF, which JSON can spell as ``"\\ud800"``) is not Unicode text
+at all: neither SQLite nor PostgreSQL nor a JSON answer can encode it. Both used to
+reach the services and end in a 500. ``storable_request`` is a dependency of the whole
+app (``create_app`` passes it to ``FastAPI(dependencies=...)``), so it runs before every
+route, the API's, the console's, the sandbox's and those added later alike, and checks:
+
+- every path parameter and every query parameter (``?search=%00``);
+- the JSON body of a route that declares one, every string in it, keys included
+  (``body.config.<key>``), however deeply nested;
+- the fields of a form (``application/x-www-form-urlencoded`` or ``multipart/form-data``:
+  the console's forms and uploads), and the file names of uploads.
+
+The webhooks are left alone: a platform's signed body is checked over its raw bytes and
+cleaned item by item when applied (``services.webhook_inbox``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.datastructures import UploadFile
+
+NUL = "must not contain a NUL character (U+0000)"
+SURROGATE = "must not contain a lone surrogate (U+D800 to U+DFFF); it is not Unicode text"
+_MAX_REPORTED = 10
+_SKIPPED_PREFIXES = ("/webhooks/",)
+_FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def unstorable(value: str) -> str | None:
+    """Why ``value`` cannot be stored, or None when it can."""
+    if "\x00" in value:
+        return NUL
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return SURROGATE
+    return None
+
+
+def printable(part: object) -> str:
+    """A location part safe to put in an answer (NUL and surrogates spelled out)."""
+    text = str(part).replace("\x00", "\\u0000")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _walk(value: Any, location: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str]]:
+    if isinstance(value, str):
+        reason = unstorable(value)
+        if reason:
+            yield location, reason
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            here = (*location, printable(key))
+            if isinstance(key, str) and (reason := unstorable(key)):
+                yield here, f"the key {reason}"
+            yield from _walk(item, here)
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _walk(item, (*location, str(index)))
+
+
+async def _problems(request: Request) -> list[tuple[tuple[str, ...], str]]:
+    found: list[tuple[tuple[str, ...], str]] = []
+    for name, value in request.path_params.items():
+        found.extend(_walk(value, ("path", printable(name))))
+    for name, value in request.query_params.multi_items():
+        found.extend(_walk(value, ("query", printable(name))))
+        found.extend(_walk(name, ("query", printable(name))))
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type.startswith(_FORMS):
+        # Parsed once: FastAPI's Form() parameters and the CSRF check read the same form.
+        form = await request.form()
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                found.extend(_walk(value.filename or "", ("body", printable(name), "filename")))
+            else:
+                found.extend(_walk(value, ("body", printable(name))))
+    elif _declares_body(request) and (
+        not content_type or content_type.endswith(("/json", "+json"))
+    ):
+        try:
+            body = await request.json()  # parsed already by FastAPI: cached on the request
+        except ValueError:
+            return found  # not JSON: FastAPI's own answer (400 bad_json) stands
+        found.extend(_walk(body, ("body",)))
+    return found
+
+
+def _declares_body(request: Request) -> bool:
+    route = request.scope.get("route")
+    return isinstance(route, APIRoute) and route.body_field is not None
+
+
+async def storable_request(request: Request) -> None:
+    """Refuse (422, naming each field) any text in the request no database can store."""
+    if request.url.path.startswith(_SKIPPED_PREFIXES):
+        return
+    problems = await _problems(request)
+    if problems:
+        raise RequestValidationError(
+            [
+                {"type": "string_unstorable", "loc": location, "msg": reason}
+                for location, reason in problems[:_MAX_REPORTED]
+            ]
+        )
