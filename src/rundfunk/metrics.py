@@ -52,6 +52,11 @@ INBOUND_MESSAGES = Counter(
     "Messages people wrote, stored once (duplicates not counted), by the rule applied.",
     ["channel_kind", "action"],
 )
+WEBHOOK_DEAD_LETTERS = Counter(
+    "rundfunk_webhook_dead_letters",
+    "Webhook items that could not be applied and went to the dead-letter list, by item kind.",
+    ["channel_kind", "item"],
+)
 WEBHOOK_SECONDS = Histogram(
     "rundfunk_webhook_duration_seconds",
     "Time from a platform webhook's arrival to our answer (verify, parse, durable write).",

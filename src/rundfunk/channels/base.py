@@ -15,6 +15,17 @@ from typing import Protocol
 from rundfunk.core.deliveries import DeliveryStatus
 from rundfunk.core.errors import ChannelError
 
+# What the events' fields may hold: the columns they end up in are this wide. A
+# channel's parse cuts longer values (``core.text.clean_text``), so that one odd item
+# of a webhook is stored rather than failing at the database.
+MAX_ADDRESS = 128  # contacts.address
+MAX_NAME = 200  # contacts.name
+MAX_PROVIDER_ID = 128  # messages / deliveries .provider_message_id
+MAX_ERROR_CODE = 32  # deliveries.error_code
+MAX_TEMPLATE_NAME = 512  # templates.name
+MAX_LANGUAGE = 16  # templates.language
+MAX_TEMPLATE_STATUS = 32  # templates.status
+
 
 @dataclass(frozen=True)
 class Choice:

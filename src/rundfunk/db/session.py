@@ -17,7 +17,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from rundfunk.db.changes import Changes, take_marks
+from rundfunk.db.changes import Changes, take_channel_marks, take_marks
 from rundfunk.private_files import private_file
 
 _IMMEDIATE = "rundfunk_immediate"
@@ -75,10 +75,13 @@ class Database:
             if self.is_sqlite:
                 await conn.execution_options(**{_IMMEDIATE: True})
             take_marks(conn)  # marks left by a transaction that rolled back
+            take_channel_marks(conn)
             async with conn.begin():
                 yield conn
             marked = take_marks(conn)
+            channels_marked = take_channel_marks(conn)
         self.changes.publish(marked)
+        self.changes.publish_channels(channels_marked)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

@@ -126,6 +126,8 @@ channels = Table(
     Column("status", String(16), nullable=False),  # active | disabled
     Column("status_reason", Text),
     _created(),
+    # Bumped by every change (rate, secrets, status): other processes rebuild their copy.
+    Column("version", BigInteger, nullable=False, default=1, server_default="1"),
 )
 
 contacts = Table(

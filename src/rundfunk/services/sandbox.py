@@ -17,10 +17,17 @@ from typing import Any
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from rundfunk.channels.base import InboundMessage, OutboundMessage, StatusUpdate
+from rundfunk.channels.base import (
+    MAX_ADDRESS,
+    MAX_NAME,
+    InboundMessage,
+    OutboundMessage,
+    StatusUpdate,
+)
 from rundfunk.channels.sandbox import SandboxBehaviour
 from rundfunk.core.deliveries import DeliveryStatus
 from rundfunk.core.errors import RetryableError
+from rundfunk.core.text import clean_optional, clean_text
 from rundfunk.db.session import Database
 from rundfunk.db.tables import (
     channels,
@@ -148,12 +155,18 @@ async def phone_writes(
     media_url: str | None = None,
     name: str | None = None,
 ) -> inbound.Outcome:
-    """A simulated person sends a message to the business."""
+    """A simulated person sends a message to the business.
+
+    Cleaned like a platform's webhook (``core.text``): lone surrogates and NUL are
+    replaced, the address and name cut to what their columns hold.
+    """
     await _sandbox_channel(db, channel_id)
+    text, name = clean_optional(text), clean_optional(name, MAX_NAME)
+    media_url = clean_optional(media_url)
     if not (text and text.strip()) and not media_url:
         raise Invalid("a phone message needs text or a media_url")
     event = InboundMessage(
-        address=address,
+        address=clean_text(address, MAX_ADDRESS),
         provider_message_id=f"sbx-in-{uuid.uuid4().hex}",
         timestamp=datetime.now(UTC),
         kind="text" if text else "image",

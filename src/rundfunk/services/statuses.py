@@ -19,20 +19,26 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from rundfunk.channels.base import StatusUpdate
 from rundfunk.core.deliveries import DeliveryStatus, advance
+from rundfunk.core.text import bounded_int
 from rundfunk.db.changes import changed as mark_changed
 from rundfunk.db.tables import broadcasts, deliveries, messages
-from rundfunk.db.types import UTCDateTime, utcnow
+from rundfunk.db.types import MAX_ID, UTCDateTime, utcnow
 from rundfunk.services.outcomes import RecordResult, RetryPolicy, Target, carry_out, plan_error
 
 
 def parse_callback(data: str | None) -> tuple[str, int] | None:
-    """Our callback data: ``d:<delivery id>`` or ``m:<message id>``."""
+    """Our callback data: ``d:<delivery id>`` or ``m:<message id>``.
+
+    Anything else — including an id no column can hold (``d:`` and 30 digits raised
+    in the driver and failed the whole webhook) — is unknown: the status is then
+    matched by its provider message id alone.
+    """
     if not data or len(data) < 3 or data[1] != ":" or data[0] not in "dm":
         return None
-    try:
-        return ("deliveries" if data[0] == "d" else "messages", int(data[2:]))
-    except ValueError:
+    row_id = bounded_int(data[2:], low=1, high=MAX_ID)
+    if row_id is None:
         return None
+    return ("deliveries" if data[0] == "d" else "messages", row_id)
 
 
 async def apply_statuses(

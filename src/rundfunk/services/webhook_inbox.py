@@ -15,6 +15,11 @@ one transaction each, as always, then its other events are applied in the transa
 that deletes it, only if the lease is still ours. Inbound messages are deduplicated by
 their provider id, so a lease that ran out (the applier died or stalled) and was taken
 over costs nothing but a repeat lookup. Rows a crash left behind are simply still there.
+
+One bad item costs nothing else: when a batch fails, its items are applied one by one
+(``apply_each``, a savepoint each), and an item that fails on its own — like each
+inbound message in its own transaction — goes to the dead-letter list
+(``services.dead_letters``) with its error, while the rest of its webhook is applied.
 """
 
 from __future__ import annotations
@@ -33,14 +38,18 @@ from rundfunk.channels.base import InboundEvent, InboundMessage
 from rundfunk.db.session import Database
 from rundfunk.db.tables import webhook_inbox
 from rundfunk.db.types import utcnow
-from rundfunk.services.outcomes import RetryPolicy
-from rundfunk.services.webhooks import IngestResult, Webhook, apply_events, receive_messages
+from rundfunk.services import dead_letters, inbound
+from rundfunk.services.dead_letters import is_transient
+from rundfunk.services.outcomes import RecordResult, RetryPolicy
+from rundfunk.services.webhooks import IngestResult, Webhook, apply_events
 
 log = logging.getLogger(__name__)
 
 BATCH = 256  # stored webhooks carried out per transaction
 LEASE = timedelta(seconds=60)  # a webhook with inbound messages, taken by one applier
-MAX_ATTEMPTS = 5  # a webhook failing this often stays in the inbox for a person to see
+# A webhook failing this often as a whole (not one of its items: those are applied on
+# their own) goes to the dead-letter list, where an admin sees it.
+MAX_ATTEMPTS = 5
 
 # A stored body → its events; None when its channel is gone (the row is dropped).
 Parser = Callable[[int, bytes], Awaitable[Sequence[InboundEvent] | None]]
@@ -143,7 +152,7 @@ async def _batch(
         ready = [r for r in rows if not _has_messages(r.events)]
         leased = [r for r in rows if _has_messages(r.events)]
         webhooks: list[Webhook] = [(r.channel_id, r.events) for r in ready if r.events]
-        await apply_events(conn, webhooks, policy=policy, result=result)
+        await apply_each(conn, webhooks, policy=policy, result=result)
         await _delete(conn, [r.id for r in ready])
         if leased:
             await conn.execute(
@@ -191,7 +200,7 @@ async def _apply_leased(
     rest in the one that deletes the row — if no other applier took the lease over."""
     assert row.events is not None
     try:
-        await receive_messages(db, channel_id=row.channel_id, events=row.events, result=result)
+        await _receive_each(db, row.channel_id, row.events, result)
         async with db.write() as conn:
             gone = await conn.execute(
                 delete(webhook_inbox)
@@ -200,7 +209,7 @@ async def _apply_leased(
             )
             if gone.first() is None:
                 return  # our lease ran out and another applier has it now
-            await apply_events(conn, [(row.channel_id, row.events)], policy=policy, result=result)
+            await apply_each(conn, [(row.channel_id, row.events)], policy=policy, result=result)
     except Exception as exc:
         log.exception("stored webhook %s failed", row.id)
         await _failed(db, row.id, exc)
@@ -209,17 +218,93 @@ async def _apply_leased(
 
 
 async def _failed(db: Database, row_id: int, exc: Exception) -> None:
-    """Count a failed attempt; the row is tried again later, up to ``MAX_ATTEMPTS``."""
+    """Count a failed attempt; the row is tried again later, up to ``MAX_ATTEMPTS``,
+    then it goes to the dead-letter list with its error."""
+    error = dead_letters.describe(exc)
     values: dict[str, Any] = {
         "attempts": webhook_inbox.c.attempts + 1,
-        "last_error": f"{type(exc).__name__}: {exc}"[:2000],
+        "last_error": error,
         "claimed_until": None,
         "claim": None,
     }
     async with db.write() as conn:
-        await conn.execute(
-            update(webhook_inbox).where(webhook_inbox.c.id == row_id).values(**values)
+        attempts = await conn.scalar(
+            update(webhook_inbox)
+            .where(webhook_inbox.c.id == row_id)
+            .values(**values)
+            .returning(webhook_inbox.c.attempts)
         )
+        if attempts is not None and attempts >= MAX_ATTEMPTS:
+            await dead_letters.record_webhook(conn, row_id=row_id, error=error)
+
+
+async def apply_each(
+    conn: AsyncConnection,
+    webhooks: Sequence[Webhook],
+    *,
+    policy: RetryPolicy | None = None,
+    result: IngestResult,
+) -> None:
+    """``apply_events`` for ``webhooks``, at once while nothing fails; else each item on
+    its own (a savepoint each), and an item that fails even alone is dead-lettered in
+    this transaction. Either way the caller's transaction can then delete the rows.
+
+    The common case stays one batch (one read and one write per table for hundreds of
+    webhooks); the savepoint around it costs a round trip. A failure of the database
+    itself (``is_transient``) is raised: the rows stay and are applied later.
+    """
+    part = IngestResult()
+    try:
+        async with conn.begin_nested():
+            await apply_events(conn, webhooks, policy=policy, result=part)
+    except Exception as exc:
+        if is_transient(exc):
+            raise
+        log.warning("applying %d stored webhooks failed (%s): item by item", len(webhooks), exc)
+    else:
+        _merge(result, part)
+        return
+    for channel_id, events in webhooks:
+        for event in events:
+            if isinstance(event, InboundMessage):
+                continue  # received in transactions of their own
+            part = IngestResult()
+            try:
+                async with conn.begin_nested():
+                    await apply_events(conn, [(channel_id, [event])], policy=policy, result=part)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                await dead_letters.record(conn, channel_id=channel_id, event=event, error=exc)
+            else:
+                _merge(result, part)
+
+
+async def _receive_each(
+    db: Database, channel_id: int, events: Sequence[InboundEvent], result: IngestResult
+) -> None:
+    """The inbound messages of one webhook, each in its own transaction; one that
+    fails (not for the database's sake) is dead-lettered and the others go on."""
+    for event in events:
+        if not isinstance(event, InboundMessage):
+            continue
+        try:
+            outcome = await inbound.receive(db, channel_id=channel_id, event=event)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            async with db.write() as conn:
+                await dead_letters.record(conn, channel_id=channel_id, event=event, error=exc)
+            continue
+        result.messages += 1
+        result.duplicates += int(outcome.duplicate)
+
+
+def _merge(result: IngestResult, part: IngestResult) -> None:
+    result.add(part)
+    effects: RecordResult = result.effects
+    effects.paused_broadcasts.extend(part.effects.paused_broadcasts)
+    effects.disabled_channels.extend(part.effects.disabled_channels)
 
 
 async def _delete(conn: AsyncConnection, ids: list[int]) -> None:

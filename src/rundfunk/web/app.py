@@ -25,6 +25,7 @@ from rundfunk.web.api import (
     channels,
     contacts,
     conversations,
+    dead_letters,
     topics,
     whatsapp,
     workspace,
@@ -60,6 +61,7 @@ def api_router() -> APIRouter:
     modules = (channels, whatsapp, topics, contacts, broadcasts, conversations, workspace, audit)
     for module in modules:
         router.include_router(module.router)
+    router.include_router(dead_letters.router)  # GET /webhooks/failed, retry, discard
     return router
 
 

@@ -98,8 +98,10 @@ def error_from_status(item: Mapping[str, Any]) -> errors.ChannelError | None:
     code = first.get("code")
     data = first.get("error_data")
     details = data.get("details") if isinstance(data, Mapping) else None
+    # Meta's codes have at most six digits; a number past 32 bits is no code of theirs.
+    known = isinstance(code, int) and not isinstance(code, bool) and abs(code) < 2**31
     return error_for(
-        code if isinstance(code, int) and not isinstance(code, bool) else None,
+        code if known else None,
         str(first.get("title") or first.get("message") or "failed"),
         details=str(details) if details else None,
     )

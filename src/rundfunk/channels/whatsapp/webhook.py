@@ -23,6 +23,12 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from rundfunk.channels.base import (
+    MAX_ADDRESS,
+    MAX_ERROR_CODE,
+    MAX_LANGUAGE,
+    MAX_NAME,
+    MAX_PROVIDER_ID,
+    MAX_TEMPLATE_NAME,
     ConsentUpdate,
     InboundEvent,
     InboundMessage,
@@ -32,6 +38,7 @@ from rundfunk.channels.base import (
 )
 from rundfunk.channels.whatsapp.errors import error_from_status
 from rundfunk.core.deliveries import DeliveryStatus
+from rundfunk.core.text import clean_json, clean_optional
 
 SIGNATURE_HEADER: Final = "X-Hub-Signature-256"
 _SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
@@ -121,6 +128,9 @@ def parse(body: bytes, *, phone_number_id: str | None = None) -> list[InboundEve
         data = json.loads(body)
     except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
         raise MalformedWebhook(f"webhook body is not JSON: {exc}") from None
+    # Every string made storable at once (lone surrogates and NUL replaced): one odd
+    # character must not fail an item at the database after the platform got its 200.
+    data = clean_json(data)
     if not isinstance(data, dict):
         raise MalformedWebhook("webhook body is not a JSON object")
     if data.get("object") != "whatsapp_business_account":
@@ -163,15 +173,15 @@ def _names(value: Mapping[str, Any]) -> dict[str, str]:
     names: dict[str, str] = {}
     for contact in _dicts(value.get("contacts")):
         profile = contact.get("profile")
-        wa_id = _str(contact, "wa_id")
-        name = _str(profile, "name") if isinstance(profile, dict) else None
+        wa_id = _str(contact, "wa_id", MAX_ADDRESS)
+        name = _str(profile, "name", MAX_NAME) if isinstance(profile, dict) else None
         if wa_id is not None and name is not None:
             names[wa_id] = name
     return names
 
 
 def _message(item: Mapping[str, Any], names: Mapping[str, str]) -> InboundMessage | None:
-    sender, message_id = _str(item, "from"), _str(item, "id")
+    sender, message_id = _str(item, "from", MAX_ADDRESS), _str(item, "id", MAX_PROVIDER_ID)
     if not sender or not message_id:
         return None
     kind = _str(item, "type") or ""
@@ -202,7 +212,7 @@ def _message(item: Mapping[str, Any], names: Mapping[str, str]) -> InboundMessag
 
 
 def _status(item: Mapping[str, Any]) -> StatusUpdate | None:
-    message_id, raw = _str(item, "id"), item.get("status")
+    message_id, raw = _str(item, "id", MAX_PROVIDER_ID), item.get("status")
     status = _STATUSES.get(raw) if isinstance(raw, str) else None
     if not message_id or status is None:
         return None  # "deleted", "warning" and whatever comes next: nothing to record
@@ -212,15 +222,15 @@ def _status(item: Mapping[str, Any]) -> StatusUpdate | None:
         status=status,
         timestamp=_time(item.get("timestamp")) or datetime.now(UTC),
         callback_data=_str(item, "biz_opaque_callback_data"),
-        error_code=error.code if error is not None else None,
+        error_code=clean_optional(error.code, MAX_ERROR_CODE) if error is not None else None,
         error_reason=error.reason if error is not None else None,
-        recipient=_str(item, "recipient_id"),
+        recipient=_str(item, "recipient_id", MAX_ADDRESS),
         error=error,
     )
 
 
 def _consent(item: Mapping[str, Any], names: Mapping[str, str]) -> ConsentUpdate | None:
-    wa_id, value = _str(item, "wa_id"), item.get("value")
+    wa_id, value = _str(item, "wa_id", MAX_ADDRESS), item.get("value")
     opted_in = _CONSENT.get(value) if isinstance(value, str) else None
     if not wa_id or item.get("category") != "marketing_messages" or opted_in is None:
         return None
@@ -235,7 +245,8 @@ def _consent(item: Mapping[str, Any], names: Mapping[str, str]) -> ConsentUpdate
 
 
 def _template(value: Mapping[str, Any], when: datetime | None) -> TemplateStatusUpdate | None:
-    name, language = _str(value, "message_template_name"), _str(value, "message_template_language")
+    name = _str(value, "message_template_name", MAX_TEMPLATE_NAME)
+    language = _str(value, "message_template_language", MAX_LANGUAGE)
     event = _str(value, "event")
     if name is None or language is None or event is None:
         return None
@@ -339,9 +350,12 @@ def _dicts(found: object) -> list[dict[str, Any]]:
     return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
 
 
-def _str(found: object, key: str) -> str | None:
+def _str(found: object, key: str, limit: int | None = None) -> str | None:
+    """A string field (cut to ``limit`` characters, the width of its column)."""
     value = found.get(key) if isinstance(found, dict) else None
-    return value if isinstance(value, str) else None
+    if not isinstance(value, str):
+        return None
+    return value if limit is None else value[:limit]
 
 
 def _is(found: Mapping[str, Any], key: str, kind: type) -> bool:

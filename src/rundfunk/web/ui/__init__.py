@@ -19,6 +19,7 @@ from rundfunk.web.ui import (
     channels,
     contacts,
     dashboard,
+    dead_letters,
     inbox,
     settings,
     simulator,
@@ -74,7 +75,10 @@ async def _on_login_required(request: Request, _exc: Exception) -> Response:
 
 
 # Every area of the console; the simulator only while the sandbox is enabled.
-AREAS = (account, dashboard, broadcasts, inbox, contacts, topics, channels, team, settings)
+AREAS = (
+    *(account, dashboard, broadcasts, inbox, contacts, topics, channels, team, settings),
+    dead_letters,
+)
 
 
 def install_console(app: FastAPI) -> None:

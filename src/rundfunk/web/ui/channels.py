@@ -14,8 +14,8 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
 from rundfunk.services import channels as service
+from rundfunk.services import dead_letters, whatsapp
 from rundfunk.services import templates as template_service
-from rundfunk.services import whatsapp
 from rundfunk.services.errors import Conflict, Invalid, ServiceError, Upstream
 from rundfunk.web.deps import RuntimeDep
 from rundfunk.web.ui import channel_forms as forms
@@ -28,6 +28,7 @@ router = APIRouter(include_in_schema=False)
 
 Text = Annotated[str, Form()]
 KIND_NAMES = {"sandbox": N_("Sandbox"), "whatsapp": N_("WhatsApp")}
+FAILED_SHOWN = 50  # failed webhook items listed on a channel's page (the API pages them all)
 
 
 async def _typed(request: Request) -> dict[str, str]:
@@ -136,6 +137,11 @@ async def _channel_page(
         "links_error": "",
         "templates": [],
         "sync_error": sync_error,
+        # Webhook items that could not be applied, with Retry / Discard (``dead_letters``).
+        "failed_items": await dead_letters.list_dead_letters(
+            runtime.db, actor=actor, channel_id=channel_id, limit=FAILED_SHOWN
+        ),
+        "failed_shown": FAILED_SHOWN,
     }
     if channel["kind"] == "whatsapp":
         try:
