@@ -203,7 +203,6 @@ async def whatsapp_workspace(url: str, fake_url: str) -> Setup:
                 "waba_id": "2002",
                 "access_token": ACCESS_TOKEN,
                 "app_secret": APP_SECRET,
-                "api_base_url": fake_url,
                 "api_version": "v21.0",
                 "throughput": 1000,
             },
@@ -220,7 +219,9 @@ async def whatsapp_workspace(url: str, fake_url: str) -> Setup:
             await conn.execute(
                 update(channels).where(channels.c.id == channel_id).values(settings=settings)
             )
-        registry = ChannelRegistry(db, box=box, sandbox=DatabaseSandbox(db))
+        registry = ChannelRegistry(
+            db, box=box, sandbox=DatabaseSandbox(db), whatsapp_api_base_url=fake_url
+        )
         try:
             await sync_templates(db, registry, actor=actor, channel_id=channel_id)
         finally:

@@ -79,7 +79,11 @@ async def run(
         setup = await whatsapp_workspace(url, fake.url)
         await seed_contacts(setup, 0, recipients)
         settings = Settings(
-            database_url=url, secret_key=SECRET_KEY, demo=False, redis_url=redis_url
+            database_url=url,
+            secret_key=SECRET_KEY,
+            demo=False,
+            redis_url=redis_url,
+            whatsapp_api_base_url=fake.url,
         )
         # Several runtimes share this process's loop: fair while the CPU is not the limit.
         runtimes = [await Runtime.create(settings, run_worker=True) for _ in range(workers)]

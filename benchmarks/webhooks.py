@@ -234,7 +234,6 @@ def _whatsapp_channel(base: str, token: str) -> int:
         "waba_id": WABA_ID,
         "access_token": "EAAG-bench-webhooks",
         "app_secret": APP_SECRET,
-        "api_base_url": "http://127.0.0.1:9",  # nothing is sent in this benchmark
     }
     created = httpx.post(
         f"{base}/api/v1/channels",

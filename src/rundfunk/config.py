@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from rundfunk.core.addresses import Network, parse_networks
 from rundfunk.private_files import write_private
 
 
@@ -110,6 +111,31 @@ class Settings(BaseSettings):
     template_sync_seconds: float = Field(
         default=3600.0, gt=0, description="How often WhatsApp templates are synced."
     )
+    channel_check_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description=(
+            "How often each process compares the versions of the channels it holds with "
+            "the database (the safety net when a change signal is lost)."
+        ),
+    )
+    # Outbound addresses: the operator's, never a workspace's (docs/deployment.md).
+    whatsapp_api_base_url: str = Field(
+        default="https://graph.facebook.com",
+        description=(
+            "Where every WhatsApp channel sends its Graph API requests (a proxy, a test "
+            "server). Channels cannot choose it."
+        ),
+    )
+    allowed_private_networks: str = Field(
+        default="",
+        description=(
+            "Comma-separated CIDRs (10.0.0.0/8, 127.0.0.1/32) that URLs a workspace chooses "
+            "(fetched or posted to by this server) may resolve to. Empty: loopback, "
+            "link-local, private, multicast and reserved addresses are refused."
+        ),
+    )
     # Operations: metrics and logs (docs/deployment.md).
     metrics_token: str | None = Field(
         default=None,
@@ -147,6 +173,20 @@ class Settings(BaseSettings):
             return value
         return value.upper() if info.field_name == "log_level" else value.lower()
 
+    @field_validator("whatsapp_api_base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        scheme, _, rest = value.partition("://")
+        if scheme not in {"http", "https"} or not rest.strip("/"):
+            raise ValueError("RUNDFUNK_WHATSAPP_API_BASE_URL must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("allowed_private_networks")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        parse_networks(value)  # raises ValueError naming the bad entry
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:
@@ -174,6 +214,11 @@ class Settings(BaseSettings):
         except FileExistsError:  # another process wrote it first: use theirs
             return path.read_text().strip()
         return key
+
+    @cached_property
+    def private_networks(self) -> tuple[Network, ...]:
+        """``allowed_private_networks`` parsed (checked at start)."""
+        return parse_networks(self.allowed_private_networks)
 
     @property
     def public_url(self) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from e2e_server import Server, _make_server
+from e2e_server import Server, _free_port, _make_server
 
 
 @pytest.fixture(scope="session")
@@ -29,6 +29,18 @@ def fresh_server() -> Iterator[Server]:
 
 
 @pytest.fixture
-def whatsapp_server() -> Iterator[Server]:
-    """A server of its own whose unknown send outcomes settle after 3 s (not 120 s)."""
-    yield from _make_server({"RUNDFUNK_SETTLE_SECONDS": "3"})
+def graph_port() -> int:
+    """The port a test's fake Graph server listens on (the operator's Graph address)."""
+    return _free_port()
+
+
+@pytest.fixture
+def whatsapp_server(graph_port: int) -> Iterator[Server]:
+    """A server of its own whose unknown send outcomes settle after 3 s (not 120 s),
+    sending every WhatsApp request to a fake Graph server on ``graph_port``."""
+    yield from _make_server(
+        {
+            "RUNDFUNK_SETTLE_SECONDS": "3",
+            "RUNDFUNK_WHATSAPP_API_BASE_URL": f"http://127.0.0.1:{graph_port}",
+        }
+    )

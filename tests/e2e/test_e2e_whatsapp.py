@@ -75,10 +75,10 @@ async def _conversation_of(client: httpx.AsyncClient, address: str) -> dict[str,
     return await async_wait_until(found, timeout=20, message=f"conversation of {address}")
 
 
-async def test_whatsapp_end_to_end(whatsapp_server: Any) -> None:
+async def test_whatsapp_end_to_end(whatsapp_server: Any, graph_port: int) -> None:
     server = whatsapp_server
     graph = FakeGraph(access_token="EAAG-access-token-x9", app_secret="app-secret-0f1e", seed=42)
-    base_url = await graph.start()
+    base_url = await graph.start(port=graph_port)
     # Statuses as the platform sends them: late, some duplicated, shuffled, some
     # messages read without a "delivered" first.
     graph.status_delay = 0.05
@@ -105,7 +105,6 @@ async def _run(server: Any, graph: FakeGraph, base_url: str, client: httpx.Async
                 "waba_id": graph.waba_id,
                 "access_token": graph.access_token,
                 "app_secret": graph.app_secret,
-                "api_base_url": base_url,
                 "display_phone_number": graph.display_phone_number,
                 "throughput": 1000,
             },

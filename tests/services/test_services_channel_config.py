@@ -52,7 +52,6 @@ def test_settings_with_defaults() -> None:
     assert settings == {
         "phone_number_id": "106540352242922",
         "waba_id": "102290129340398",
-        "api_base_url": "https://graph.facebook.com",
         "api_version": "v23.0",
         "throughput": 80.0,
         "pair_interval_seconds": 6.0,
@@ -63,7 +62,6 @@ def test_settings_with_defaults() -> None:
 def test_given_settings_are_kept() -> None:
     settings, _ = split_whatsapp(
         config(
-            api_base_url="http://127.0.0.1:8081",
             api_version="v21.0",
             throughput=250,
             pair_interval_seconds=0,
@@ -72,7 +70,6 @@ def test_given_settings_are_kept() -> None:
             display_phone_number="+49 151 2345-678",
         )
     )
-    assert settings["api_base_url"] == "http://127.0.0.1:8081"
     assert settings["api_version"] == "v21.0"
     assert settings["throughput"] == 250.0
     assert settings["pair_interval_seconds"] == 0.0
@@ -173,14 +170,23 @@ def test_daily_recipient_cap_none_means_no_cap() -> None:
     assert "daily_recipient_cap" not in settings
 
 
-# --- api_base_url / api_version ----------------------------------------------------
+# --- api_base_url (the operator's) / api_version ------------------------------------
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://graph.facebook.com", "https://", "graph.facebook.com", "file:///etc/x", ""]
+    "url", ["http://127.0.0.1:5432", "http://169.254.169.254/latest", "https://graph.facebook.com"]
 )
-def test_bad_api_base_url_is_refused(url: str) -> None:
-    assert refused(config(api_base_url=url)).startswith("config.api_base_url:")
+def test_api_base_url_is_an_operator_setting(url: str) -> None:
+    """No workspace chooses where the server sends its requests, whatever the address."""
+    message = refused(config(api_base_url=url))
+    assert message.startswith("config.api_base_url: an operator setting")
+    assert "RUNDFUNK_WHATSAPP_API_BASE_URL" in message
+
+
+def test_an_update_drops_a_stored_api_base_url() -> None:
+    existing = {**config(), "api_base_url": "http://127.0.0.1:5432"}
+    settings, _ = split_whatsapp({"throughput": 90}, existing=existing)
+    assert "api_base_url" not in settings
 
 
 @pytest.mark.parametrize("version", ["23", "23.0", "v23", "V23.0", "v23.0.1", "latest"])

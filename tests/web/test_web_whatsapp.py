@@ -132,6 +132,12 @@ async def wait_for(check: Callable[[], Awaitable[T | None]], what: str, timeout:
 
 
 @pytest.fixture
+def settings(settings: Settings, graph: FakeGraph) -> Settings:
+    """The operator points every WhatsApp channel at the fake Graph server."""
+    return settings.model_copy(update={"whatsapp_api_base_url": graph.base_url})
+
+
+@pytest.fixture
 async def app(settings: Settings, runtime: Runtime) -> AsyncIterator[FastAPI]:
     """The app with its lifespan running: webhook ingestion starts and stops with it."""
     made = create_app(settings, runtime=runtime)
@@ -169,7 +175,6 @@ def wa_config(graph: FakeGraph, **extra: Any) -> dict[str, Any]:
         "waba_id": WABA_ID,
         "access_token": ACCESS_TOKEN,
         "app_secret": APP_SECRET,
-        "api_base_url": graph.base_url,
         "throughput": 1000,
         "pair_interval_seconds": 0,
         **extra,
@@ -295,7 +300,6 @@ async def test_create_hides_secrets_and_shows_webhook_setup(
     assert channel["config"] == {
         "phone_number_id": PHONE_NUMBER_ID,
         "waba_id": WABA_ID,
-        "api_base_url": graph.base_url,
         "api_version": "v23.0",
         "throughput": 1000.0,
         "pair_interval_seconds": 0.0,

@@ -97,7 +97,6 @@ async def _whatsapp_channel(runtime: Runtime) -> int:
         "waba_id": "4004",
         "access_token": "EAAG-ingest-test",
         "app_secret": APP_SECRET,
-        "api_base_url": "http://127.0.0.1:9",  # never called: no worker runs here
     }
     made = await channels.create_channel(
         runtime.db, actor=actor, kind="whatsapp", name="WA", config=config, box=runtime.box

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,7 +38,7 @@ from rundfunk.services.statuses import apply_statuses
 from rundfunk.testing.fake_graph import FakeGraph, SentMessage
 from rundfunk.worker import limiter as limiter_module
 from rundfunk.worker.limiter import InProcessLimiter
-from service_world import World, running, wait_until
+from service_world import World, open_world, running, wait_until
 
 TEMPLATE = "news_update"
 BOX = SecretBox("test key")  # the key open_world's registry opens channel credentials with
@@ -82,6 +83,13 @@ async def graph() -> AsyncIterator[FakeGraph]:
         yield fake
     finally:
         await fake.close()
+
+
+@pytest.fixture
+async def world(tmp_path: Path, graph: FakeGraph) -> AsyncIterator[World]:
+    """The operator's Graph address is the fake's (RUNDFUNK_WHATSAPP_API_BASE_URL)."""
+    async with open_world(tmp_path, whatsapp_api_base_url=graph.base_url) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -192,7 +200,6 @@ async def connect(world: World, graph: FakeGraph, **config: Any) -> WhatsApp:
             "waba_id": graph.waba_id,
             "access_token": graph.access_token,
             "app_secret": graph.app_secret,
-            "api_base_url": graph.base_url,
             "throughput": 1000,
             **config,
         },

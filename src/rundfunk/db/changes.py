@@ -14,6 +14,13 @@ thousands of messages per second costs a handful of publishes, not thousands.
 
 Pub/sub delivers at most once and only to who listens right now; a signal lost while
 a node reconnects only delays a page until its next fallback check (``live.py``).
+
+Channel changes (a new rate, token, secret or status) travel the same ways, on a
+channel of their own: ``channel_changed`` marks a channel and sends ``NOTIFY
+rundfunk_channels`` (PostgreSQL), and after the commit every callback registered with
+``on_channels`` in this process and, through Redis, in every process is told, so each
+drops its cached channel object (``worker/channel_watch.py``, which also compares
+versions periodically in case a signal is lost).
 """
 
 from __future__ import annotations
@@ -21,18 +28,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "rundfunk:changes"
+CHANNEL_CHANGES = "rundfunk:channel-changes"  # Redis pub/sub: "<origin> <id>,<id>"
+CHANNEL_NOTIFY = "rundfunk_channels"  # PostgreSQL NOTIFY, payload: the channel id
 _MARK = "rundfunk_changed_workspaces"
+_CHANNEL_MARK = "rundfunk_changed_channels"
 
 
 class RedisUnreachable(RuntimeError):
@@ -73,6 +85,28 @@ def take_marks(conn: AsyncConnection) -> set[int]:
     return marks
 
 
+async def channel_changed(conn: AsyncConnection, channel_id: int) -> None:
+    """Mark ``channel_id`` as changed by this transaction: every process is told on commit.
+
+    The caller bumps the row's ``version`` in the same transaction. PostgreSQL delivers
+    the ``NOTIFY`` only on commit; the in-process and Redis signals go out from
+    ``Database.write`` after it.
+    """
+    marked: set[int] = conn.info.setdefault(_CHANNEL_MARK, set())
+    marked.add(channel_id)
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": CHANNEL_NOTIFY, "payload": str(channel_id)},
+        )
+
+
+def take_channel_marks(conn: AsyncConnection) -> set[int]:
+    """The channels marked on this connection since the last call (cleared)."""
+    marks: set[int] = conn.info.pop(_CHANNEL_MARK, None) or set()
+    return marks
+
+
 class Changes:
     """Fans change signals out to the live streams of this process, and, with Redis,
     of every process."""
@@ -83,6 +117,9 @@ class Changes:
         self._pending: set[int] = set()
         self._has_pending = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._channel_callbacks: list[Callable[[set[int]], None]] = []
+        self._pending_channels: set[int] = set()
+        self._origin = secrets.token_hex(8)  # our own Redis signals come back: skip them
 
     @property
     def shared(self) -> bool:
@@ -114,6 +151,27 @@ class Changes:
         self._pending |= ids
         self._has_pending.set()
 
+    def on_channels(self, callback: Callable[[set[int]], None]) -> None:
+        """Call ``callback`` with the ids of channels changed in any process."""
+        self._channel_callbacks.append(callback)
+
+    def publish_channels(self, channel_ids: Iterable[int]) -> None:
+        """Signal committed channel changes (never blocks, never raises)."""
+        ids = set(channel_ids)
+        if not ids:
+            return
+        self._tell_channels(ids)
+        if self._redis is not None:
+            self._pending_channels |= ids
+            self._has_pending.set()
+
+    def _tell_channels(self, channel_ids: set[int]) -> None:
+        for callback in self._channel_callbacks:
+            try:
+                callback(channel_ids)
+            except Exception:  # one broken watcher must not stop the others
+                log.exception("a channel change callback failed")
+
     def _wake(self, workspace_ids: Iterable[int]) -> None:
         for workspace_id in workspace_ids:
             for event in self._watchers.get(workspace_id, ()):
@@ -126,7 +184,7 @@ class Changes:
         client = aioredis.Redis.from_url(url, socket_connect_timeout=5)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            await pubsub.subscribe(CHANNEL)
+            await pubsub.subscribe(CHANNEL, CHANNEL_CHANGES)
         except (RedisError, OSError) as exc:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
             await client.aclose()
@@ -148,21 +206,45 @@ class Changes:
                             continue
                         data = message["data"]
                         text = data.decode() if isinstance(data, bytes) else str(data)
+                        topic = message.get("channel")
+                        if isinstance(topic, bytes):
+                            topic = topic.decode()
+                        if topic == CHANNEL_CHANGES:
+                            self._received_channels(text)
+                            continue
                         self._wake(int(part) for part in text.split(",") if part.isdigit())
                 except (RedisError, OSError) as exc:
                     # Streams fall back to their slow check meanwhile; try again shortly.
                     log.warning("live changes: Redis subscription lost (%s); retrying", exc)
                     await asyncio.sleep(1.0)
                     with contextlib.suppress(RedisError, OSError):
-                        await pubsub.subscribe(CHANNEL)
+                        await pubsub.subscribe(CHANNEL, CHANNEL_CHANGES)
         finally:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _received_channels(self, text: str) -> None:
+        origin, _, listed = text.partition(" ")
+        if origin == self._origin:
+            return  # told this process's callbacks at commit already
+        ids = {int(part) for part in listed.split(",") if part.isdigit()}
+        if ids:
+            self._tell_channels(ids)
 
     async def _flush(self, client: aioredis.Redis) -> None:
         while True:
             await self._has_pending.wait()
             self._has_pending.clear()
+            channel_ids, self._pending_channels = self._pending_channels, set()
+            if channel_ids:
+                listed = ",".join(str(i) for i in sorted(channel_ids))
+                try:
+                    await client.publish(CHANNEL_CHANGES, f"{self._origin} {listed}")
+                except (RedisError, OSError) as exc:
+                    # The other processes' periodic version check catches it up.
+                    log.warning("channel changes: publish failed (%s)", exc)
             ids, self._pending = self._pending, set()
+            if not ids:
+                continue
             try:
                 await client.publish(CHANNEL, ",".join(str(i) for i in sorted(ids)))
             except (RedisError, OSError) as exc:

@@ -390,3 +390,27 @@ webhook_inbox = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
 )
+
+
+# Items of stored webhooks (one message, status, consent or template event) that could
+# not be applied even on their own (migration 0007): kept with the error for an admin to
+# retry or discard (``services.dead_letters``), never silently dropped. ``item`` is the
+# channel-neutral event as JSON text (ASCII: any character survives both engines);
+# ``kind`` "webhook" is a whole stored webhook that kept failing before it was parsed.
+webhook_dead_letters = Table(
+    "webhook_dead_letters",
+    metadata,
+    Column("id", BigId, primary_key=True),
+    Column(
+        "workspace_id", BigId, ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("channel_id", BigId, ForeignKey("channels.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # message | status | consent | template | webhook
+    Column("item", Text, nullable=False),
+    Column("error", Text, nullable=False),
+    Column("first_failed_at", UTCDateTime(), nullable=False),
+    Column("last_failed_at", UTCDateTime(), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Index(None, "workspace_id", "id"),
+    Index(None, "channel_id", "id"),
+)

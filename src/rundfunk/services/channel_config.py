@@ -4,6 +4,10 @@ A channel row keeps plain ``settings`` (JSON, shown to admins) and ``credentials
 (Fernet-encrypted, never returned). ``split`` takes what an admin sends as
 ``config`` and decides where each field goes, so that an access token can never end
 up in the readable half.
+
+Where a channel's requests go (the Graph API's address) is the operator's setting
+(``RUNDFUNK_WHATSAPP_API_BASE_URL``), not the workspace's: a tenant who could choose
+it could aim the server, with the channel's access token, at any internal address.
 """
 
 from __future__ import annotations
@@ -12,9 +16,8 @@ import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
-from rundfunk.channels.whatsapp.client import DEFAULT_API_VERSION, DEFAULT_BASE_URL
+from rundfunk.channels.whatsapp.client import DEFAULT_API_VERSION
 from rundfunk.services.errors import Invalid
 
 WHATSAPP_SECRETS = ("access_token", "app_secret", "verify_token")
@@ -22,7 +25,6 @@ WHATSAPP_REQUIRED = ("phone_number_id", "waba_id", "access_token", "app_secret")
 WHATSAPP_SETTINGS = (
     "phone_number_id",
     "waba_id",
-    "api_base_url",
     "api_version",
     "display_phone_number",
     "throughput",
@@ -32,8 +34,9 @@ WHATSAPP_SETTINGS = (
     "keywords",
     "burst",
 )
+# Fields only the operator sets (environment), refused with the setting's name.
+OPERATOR_SETTINGS = {"api_base_url": "RUNDFUNK_WHATSAPP_API_BASE_URL"}
 WHATSAPP_DEFAULTS: dict[str, Any] = {
-    "api_base_url": DEFAULT_BASE_URL,
     "api_version": DEFAULT_API_VERSION,
     "throughput": 80.0,
     "pair_interval_seconds": 6.0,
@@ -69,7 +72,14 @@ def split_whatsapp(
     ``existing`` is the current settings merged with the current credentials, for an
     update: fields not given keep their value.
     """
-    merged: dict[str, Any] = {**WHATSAPP_DEFAULTS, **(existing or {}), **config}
+    for key, setting in OPERATOR_SETTINGS.items():
+        if key in config:
+            raise Invalid(
+                f"config.{key}: an operator setting, not a channel's: the server's "
+                f"administrator sets {setting} for every channel"
+            )
+    kept = {k: v for k, v in (existing or {}).items() if k not in OPERATOR_SETTINGS}
+    merged: dict[str, Any] = {**WHATSAPP_DEFAULTS, **kept, **config}
     unknown = set(config) - set(WHATSAPP_SETTINGS) - set(WHATSAPP_SECRETS)
     if unknown:
         raise Invalid(
@@ -81,10 +91,6 @@ def split_whatsapp(
     for key in ("phone_number_id", "waba_id"):
         if not _DIGITS.match(merged[key].strip()):
             raise Invalid(f"config.{key}: digits only, as Meta's developer console shows it")
-    base = _text(merged, "api_base_url")
-    parts = urlsplit(base)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise Invalid("config.api_base_url: an http(s) URL such as https://graph.facebook.com")
     if not _VERSION.match(_text(merged, "api_version")):
         raise Invalid("config.api_version: like v23.0")
     merged["throughput"] = _number(merged, "throughput", 1, MAX_WHATSAPP_THROUGHPUT)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from rundfunk.channels.sandbox import SandboxBehaviour
 from rundfunk.core.keywords import KeywordConfig
 from rundfunk.core.ratelimit import Rate
+from rundfunk.db import changes
 from rundfunk.db.session import Database
 from rundfunk.db.tables import broadcasts, channels
 from rundfunk.db.types import utcnow
@@ -178,7 +179,12 @@ async def update_channel(
         if status == "active":
             values.update(status="active", status_reason=None)
         if values:
-            await conn.execute(update(channels).where(channels.c.id == channel_id).values(**values))
+            await conn.execute(
+                update(channels)
+                .where(channels.c.id == channel_id)
+                .values(**values, version=channels.c.version + 1)
+            )
+            await changes.channel_changed(conn, channel_id)
             await audit.record(
                 conn,
                 actor,
@@ -268,7 +274,7 @@ async def mark_disabled(
     changed = await conn.execute(
         update(channels)
         .where(channels.c.id == channel_id, channels.c.status == "active")
-        .values(status="disabled", status_reason=reason)
+        .values(status="disabled", status_reason=reason, version=channels.c.version + 1)
     )
     paused = await conn.execute(
         update(broadcasts)
@@ -279,6 +285,7 @@ async def mark_disabled(
     paused_ids = list(paused.scalars())
     disabled = changed.rowcount == 1
     if disabled:
+        await changes.channel_changed(conn, channel_id)
         await audit.record(
             conn,
             actor,

@@ -1,4 +1,10 @@
-"""Live ``Channel`` objects by id, built from their rows on first use, with their rates."""
+"""Live ``Channel`` objects by id, built from their rows on first use, with their rates.
+
+Each object remembers the ``version`` of the row it was built from; a change anywhere
+bumps it, and ``worker/channel_watch.py`` makes every process ``forget`` what moved.
+A forgotten object is closed only after ``RETIRE_SECONDS`` (longer than a request
+may take), so sends already on their way with it finish instead of being cut off.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from sqlalchemy import select
 from rundfunk.channels.base import Channel
 from rundfunk.channels.sandbox import SandboxBehaviour, SandboxChannel, SandboxPlatform
 from rundfunk.channels.whatsapp.channel import WhatsAppChannel
-from rundfunk.channels.whatsapp.client import WhatsAppConfig
+from rundfunk.channels.whatsapp.client import DEFAULT_BASE_URL, WhatsAppConfig
 from rundfunk.core.ratelimit import Rate
 from rundfunk.db.session import Database
 from rundfunk.db.tables import channels
@@ -23,17 +29,23 @@ from rundfunk.services.secrets import SecretBox
 class ChannelRegistry:
     """Live ``Channel`` objects by id, built from their rows on first use."""
 
+    RETIRE_SECONDS = 40.0  # a Graph request takes at most 30 s (``GraphClient``)
+
     def __init__(
         self,
         db: Database,
         *,
         box: SecretBox,
         sandbox: SandboxPlatform,
+        whatsapp_api_base_url: str = DEFAULT_BASE_URL,
     ) -> None:
         self._db = db
         self._box = box
         self._sandbox = sandbox
+        # The operator's setting (RUNDFUNK_WHATSAPP_API_BASE_URL), never a tenant's.
+        self._whatsapp_base = whatsapp_api_base_url
         self._live: dict[int, Channel] = {}
+        self._versions: dict[int, int] = {}  # the row version each live object was built from
         self._closing: set[asyncio.Future[None]] = set()
         self._rates: dict[int, Rate] = {}
         self._pair_rates: dict[int, Rate | None] = {}
@@ -80,15 +92,27 @@ class ChannelRegistry:
         self._rates[channel.channel_id] = rate
         self._settings[channel.channel_id] = dict(settings or {})
 
+    def versions(self) -> dict[int, int]:
+        """The row version of each channel built here (not those ``register``ed by hand)."""
+        return dict(self._versions)
+
     def forget(self, channel_id: int) -> None:
         """Drop the live object: the next use builds it again from its (changed) row."""
         channel = self._live.pop(channel_id, None)
         if channel is not None:
-            closing = asyncio.ensure_future(channel.close())
+            closing = asyncio.ensure_future(self._retire(channel))
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
+        self._versions.pop(channel_id, None)
         self._rates.pop(channel_id, None)
+        self._pair_rates.pop(channel_id, None)
         self._settings.pop(channel_id, None)
+
+    async def _retire(self, channel: Channel) -> None:
+        try:
+            await asyncio.sleep(self.RETIRE_SECONDS)  # ``close`` cuts this short
+        finally:
+            await channel.close()
 
     async def _load(self, channel_id: int) -> None:
         async with self._loading:
@@ -115,7 +139,7 @@ class ChannelRegistry:
                     access_token=str(secrets.get("access_token", "")),
                     app_secret=str(secrets.get("app_secret", "")),
                     verify_token=str(secrets.get("verify_token", "")),
-                    api_base_url=str(settings["api_base_url"]),
+                    api_base_url=self._whatsapp_base,
                     api_version=str(settings["api_version"]),
                     display_phone_number=settings.get("display_phone_number"),
                 ),
@@ -130,10 +154,14 @@ class ChannelRegistry:
             Rate(1 / interval, max(1, int(settings.get("pair_burst", 1)))) if interval > 0 else None
         )
         self._settings[channel_id] = settings
+        self._versions[channel_id] = int(row.version)
 
     async def close(self) -> None:
         for channel in self._live.values():
             await channel.close()
         self._live.clear()
+        self._versions.clear()
+        for closing in self._closing:
+            closing.cancel()  # retired objects close now
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)

@@ -193,6 +193,10 @@ class _Fleet:
         """The fake, the web node and the fleet; returns the web URL and the fake's URL."""
         graph_args = [sys.executable, "-m", "rundfunk.testing.fake_graph", "--seed", str(self.seed)]
         graph_args += ["--access-token", "drill-token", "--app-secret", "drill-secret"]
+        graph_port = free_port()
+        graph_args += ["--port", str(graph_port)]
+        # Every node sends to the fake: the operator's setting, as in production.
+        self.env["RUNDFUNK_WHATSAPP_API_BASE_URL"] = f"http://127.0.0.1:{graph_port}"
         graph = Process(graph_args, self.env, self.logs / "fake-graph.log")
         self.everyone.append(graph)
         port = free_port()
@@ -231,7 +235,7 @@ class _Fleet:
             httpx.AsyncClient(base_url=web_url, headers=auth, timeout=120) as api,
             httpx.AsyncClient(base_url=graph_url, timeout=120) as fake,
         ):
-            channel_id = await whatsapp_channel(api, fake, graph_url)
+            channel_id = await whatsapp_channel(api, fake)
             self.db = db = await asyncpg.connect(self.url)
             try:
                 seeding = time.monotonic()

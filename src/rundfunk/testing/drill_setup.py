@@ -95,10 +95,13 @@ class Accepted:
         return self.copies
 
 
-async def whatsapp_channel(api: httpx.AsyncClient, fake: httpx.AsyncClient, base: str) -> int:
-    """A WhatsApp channel on the fake (1,000/s), its template synced, webhooks on."""
+async def whatsapp_channel(api: httpx.AsyncClient, fake: httpx.AsyncClient) -> int:
+    """A WhatsApp channel on the fake (1,000/s), its template synced, webhooks on.
+
+    The processes find the fake through the operator's RUNDFUNK_WHATSAPP_API_BASE_URL.
+    """
     config: dict[str, Any] = {"phone_number_id": "1001", "waba_id": "2002", "throughput": 1000}
-    config.update(access_token="drill-token", app_secret="drill-secret", api_base_url=base)
+    config.update(access_token="drill-token", app_secret="drill-secret")
     body = {"kind": "whatsapp", "name": "Drill", "config": config}
     channel = (await api.post("/api/v1/channels", json=body)).raise_for_status().json()
     knobs = {"webhook_url": channel["webhook_url"], "read_share": 0.0}

@@ -13,7 +13,9 @@ in ``rundfunk_limiter_wait_seconds``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Protocol
 
 from rundfunk.core.ratelimit import Rate, reserve, slow_down
@@ -55,6 +57,12 @@ class SenderLimiter(Protocol):
         rejection to try again.
         """
 
+    def rerate(self, key: int, rate: Rate) -> None:
+        """``key``'s configured rate is now ``rate``: sends of this process waiting for a
+        slot reserved at the old rate reserve again at the new one (at 10/s, 64 waiting
+        sends hold 6.4 s of slots). The store re-spaces the slots still reserved by
+        every process when it first sees the new rate."""
+
     async def close(self) -> None:
         """Finish background updates and let the store's connections go."""
 
@@ -67,10 +75,21 @@ class InProcessLimiter:
         self._tat: dict[int, float] = {}
         # key -> (slowed rate, slowed until, last cut)
         self._slowed: dict[int, tuple[Rate, float, float]] = {}
+        self._configured: dict[int, Rate] = {}  # the rate each key last reserved at
+        self.rerates = Rerates()
 
     def reserve(self, key: int, rate: Rate) -> float:
         """Reserve a slot now; returns how long to wait before sending."""
         now = time.monotonic()
+        before = self._configured.get(key)
+        if before is not None and before != rate:
+            # A new configured rate: the slots still reserved are spaced at it, and a
+            # slow-down derived from the old one is forgotten.
+            ahead = self._tat.get(key, now) - now
+            if ahead > 0:
+                self._tat[key] = now + ahead * before.per_second / rate.per_second
+            self._slowed.pop(key, None)
+        self._configured[key] = rate
         slowed = self._slowed.get(key)
         if slowed is not None:
             if slowed[1] > now:
@@ -88,10 +107,19 @@ class InProcessLimiter:
         """Nothing to let go."""
 
     async def acquire(self, key: int, rate: Rate) -> None:
-        wait = self.reserve(key, rate)
-        LIMITER_WAIT_SECONDS.observe(wait)
-        if wait > 0:
-            await asyncio.sleep(wait)
+        while True:
+            wait = self.reserve(key, rate)
+            LIMITER_WAIT_SECONDS.observe(wait)
+            if wait <= 0:
+                return
+            with self.rerates.waiting(key) as told:
+                await told.sleep(wait)
+                if told.rate is None:
+                    return
+                rate = told.rate
+
+    def rerate(self, key: int, rate: Rate) -> None:
+        self.rerates.wake(key, rate)
 
     def slow_down(self, key: int, rate: Rate, *, seconds: float = 60.0) -> None:
         """The platform said we are too fast: halve the rate for a while.
@@ -105,6 +133,69 @@ class InProcessLimiter:
         if now - last_cut >= self.CUT_GAP_SECONDS:
             current, last_cut = slow_down(current, floor=floor_rate(rate)), now
         self._slowed[key] = (current, now + seconds, last_cut)
+
+
+class _Told:
+    """One waiting send's view of ``Rerates``: the new rate if it was woken for one."""
+
+    def __init__(self, task: asyncio.Task[object]) -> None:
+        self.task = task
+        self.rate: Rate | None = None
+        self.due: float | None = None  # ``sleep_until``: the slot's time
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep, or return early with ``rate`` set when ``Rerates.wake`` names this key."""
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            self._woken()
+
+    async def sleep_until(
+        self, slot: asyncio.Future[float], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Wait for ``slot`` (a loop time) and then until it; early as ``sleep``."""
+        try:
+            self.due = await slot
+            wait = self.due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        except asyncio.CancelledError:
+            slot.cancel()  # a slot granted meanwhile goes back as a spare
+            self._woken()
+
+    def _woken(self) -> None:
+        if self.rate is None:
+            raise asyncio.CancelledError
+        self.task.uncancel()
+        if self.task.cancelling():  # cancelled for another reason as well
+            raise asyncio.CancelledError
+
+
+class Rerates:
+    """The sends of this process waiting for a slot, by key, to wake on a rate change."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[int, set[_Told]] = {}
+
+    @contextlib.contextmanager
+    def waiting(self, key: int) -> Iterator[_Told]:
+        task = asyncio.current_task()
+        assert task is not None
+        told = _Told(task)
+        waiters = self._waiting.setdefault(key, set())
+        waiters.add(told)
+        try:
+            yield told
+        finally:
+            waiters.discard(told)
+            if not waiters and self._waiting.get(key) is waiters:
+                del self._waiting[key]
+
+    def wake(self, key: int, rate: Rate) -> None:
+        for told in list(self._waiting.get(key, ())):
+            if told.rate is None:
+                told.rate = rate
+                told.task.cancel()
 
 
 class PairGuard:

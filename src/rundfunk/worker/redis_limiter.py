@@ -9,8 +9,9 @@ sender's GCRA state is one Redis hash, updated by one Lua script per round trip
 The hash ``<prefix><key>`` holds ``tat`` (the theoretical arrival time, seconds on
 Redis's clock) and the shared slow-down: ``until`` (when it wears off), ``level``
 (how many halvings) and ``cut`` (the last halving). A 130429 seen by one worker
-slows every worker down. The rate is never stored: each call passes the channel's
-configured rate, so an edited rate applies at once, and the slowed rate is derived
+slows every worker down. Each call passes the channel's configured rate, so an
+edited rate applies at once (``rate`` keeps the last one: when it changes, the slots
+still reserved are spaced anew at the new rate), and the slowed rate is derived
 from it (``rate / 2**level``, not below ``floor_rate``), which is what
 ``InProcessLimiter.slow_down`` reaches by halving ``level`` times. The hash expires
 when its last reserved slot and its slow-down have both passed: an idle sender's
@@ -46,8 +47,14 @@ end
 _RESERVE = (
     _CLOCK
     + """
-local state = redis.call('HMGET', KEYS[1], 'tat', 'until', 'level')
+local state = redis.call('HMGET', KEYS[1], 'tat', 'until', 'level', 'rate')
 local per_second, burst = num(ARGV[1]), num(ARGV[2])
+local configured, before = per_second, num(state[4], nil)
+local stored = num(state[1], now)
+if before ~= nil and before ~= configured and stored > now then
+  -- the configured rate changed: the slots still reserved are spaced at the new one
+  stored = now + (stored - now) * before / configured
+end
 local count, floor = num(ARGV[3]), num(ARGV[4])
 local slowed_until = num(state[2], 0)
 if slowed_until > now then
@@ -56,9 +63,9 @@ if slowed_until > now then
   burst = math.max(1, math.floor(burst / share))
 end
 local interval = 1 / per_second
-local tat = math.max(num(state[1], now), now + num(ARGV[5]))
+local tat = math.max(stored, now + num(ARGV[5]))
 local last = tat + count * interval
-redis.call('HSET', KEYS[1], 'tat', str(last))
+redis.call('HSET', KEYS[1], 'tat', str(last), 'rate', str(configured))
 keep(last, slowed_until)
 return {str(now), str(tat - now), str(interval), str((burst - 1) * interval)}
 """

@@ -36,7 +36,12 @@ class Runtime:
         self.settings = settings
         self.db = db
         self.box = SecretBox(settings.resolved_secret_key)
-        self.registry = ChannelRegistry(db, box=self.box, sandbox=DatabaseSandbox(db))
+        self.registry = ChannelRegistry(
+            db,
+            box=self.box,
+            sandbox=DatabaseSandbox(db),
+            whatsapp_api_base_url=settings.whatsapp_api_base_url,
+        )
         self.limiter = _limiter(settings, db)
         self.dispatcher = Dispatcher(
             db,

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 
 from rundfunk.core.ratelimit import Rate
 from rundfunk.metrics import LIMITER_WAIT_SECONDS
-from rundfunk.worker.limiter import LimiterUnavailable
+from rundfunk.worker.limiter import LimiterUnavailable, Rerates
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +121,7 @@ class StoreLimiter(ABC):
         self._senders: dict[tuple[int, Rate], _Sender] = {}
         self._reserving: set[asyncio.Task[None]] = set()
         self._storing: set[asyncio.Task[None]] = set()  # slow-downs being written
+        self.rerates = Rerates()
 
     @abstractmethod
     async def _reserve(self, key: int, rate: Rate, count: int, lead: float) -> Grant:
@@ -148,15 +149,20 @@ class StoreLimiter(ABC):
         loop = asyncio.get_running_loop()
         waited = 0.0
         while True:
-            due = await self._slot(key, rate)
-            wait = max(0.0, due - loop.time())
-            waited += wait
-            if wait > 0:
-                await asyncio.sleep(wait)
-            if loop.time() - due <= self.late_seconds:
+            with self.rerates.waiting(key) as told:
+                started = loop.time()
+                await told.sleep_until(self._slot(key, rate), loop)
+                waited += loop.time() - started
+                if told.rate is not None:  # the channel's rate changed: reserve again
+                    rate = told.rate
+                    continue
+            if told.due is not None and loop.time() - told.due <= self.late_seconds:
                 break
             self.forfeited += 1
         LIMITER_WAIT_SECONDS.observe(waited)
+
+    def rerate(self, key: int, rate: Rate) -> None:
+        self.rerates.wake(key, rate)
 
     def _slot(self, key: int, rate: Rate) -> asyncio.Future[float]:
         """When one slot of ``key`` is due (loop time): a spare one, or the next round trip's."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from rundfunk.config import Settings
 from rundfunk.services import channels, topics, workspaces
 from rundfunk.services.actors import Role, system_actor
 from rundfunk.testing.fake_graph import FakeGraph
@@ -38,6 +39,12 @@ async def add_whatsapp(owner: Any, **extra: str) -> int:
     match = re.fullmatch(r"/channels/(\d+)", response.headers["location"])
     assert match, response.headers["location"]
     return int(match.group(1))
+
+
+@pytest.fixture
+def settings(settings: Settings, graph: FakeGraph) -> Settings:
+    """The operator points every WhatsApp channel at the fake Graph server."""
+    return settings.model_copy(update={"whatsapp_api_base_url": graph.base_url})
 
 
 @pytest.fixture
@@ -198,11 +205,11 @@ async def test_sync_templates_and_a_platform_error_on_the_page(
     console: Any, graph: FakeGraph
 ) -> None:
     owner = await console(Role.OWNER)
-    channel_id = await add_whatsapp(owner, api_base_url=graph.base_url)
+    channel_id = await add_whatsapp(owner)
     synced = await owner.post(f"/channels/{channel_id}/templates/sync")
     assert synced.status_code == 303, synced.text
     assert "order_update" in (await owner.get(f"/channels/{channel_id}")).text
-    broken = await add_whatsapp(owner, name="Broken", api_base_url="http://127.0.0.1:9")
+    broken = await add_whatsapp(owner, name="Broken", access_token="EAAG-revoked-token")
     failed = await owner.post(f"/channels/{broken}/templates/sync")
     assert failed.status_code == 502
     assert "The templates could not be synchronized" in failed.text
@@ -248,7 +255,7 @@ async def test_the_business_profile_is_shown_and_saved_with_the_imprint_urls(
         actor=owner.member.actor,
         changes={"imprint_url": "https://acme.test/imprint"},
     )
-    channel_id = await add_whatsapp(owner, api_base_url=graph.base_url)
+    channel_id = await add_whatsapp(owner)
     graph.profile["about"] = "Lokalnachrichten"
     shown = await owner.get(f"/channels/{channel_id}/profile")
     assert shown.status_code == 200 and 'value="Lokalnachrichten"' in shown.text
@@ -260,6 +267,6 @@ async def test_the_business_profile_is_shown_and_saved_with_the_imprint_urls(
     assert saved.status_code == 303, saved.text
     assert graph.profile["about"] == "Neu hier" and graph.profile["vertical"] == "RETAIL"
     assert graph.profile["websites"] == ["https://acme.test/imprint"]
-    broken = await add_whatsapp(owner, name="Broken", api_base_url="http://127.0.0.1:9")
+    broken = await add_whatsapp(owner, name="Broken", access_token="EAAG-revoked-token")
     failed = await owner.get(f"/channels/{broken}/profile")
     assert failed.status_code == 200 and "could not be asked for the profile" in failed.text

@@ -16,10 +16,12 @@ router = APIRouter(prefix="/channels", tags=["channels"])
 
 _CONFIG_HELP = (
     "The kind's configuration. WhatsApp: phone_number_id, waba_id, access_token, "
-    "app_secret (both stored encrypted, never returned), and optionally api_base_url "
-    "(default https://graph.facebook.com), api_version, verify_token (generated when "
+    "app_secret (both stored encrypted, never returned), and optionally api_version, "
+    "verify_token (generated when "
     "left out), display_phone_number, throughput (messages/s, default 80, up to 1000), "
-    "daily_recipient_cap (unique recipients per 24 h), pair_interval_seconds (default 6)."
+    "daily_recipient_cap (unique recipients per 24 h), pair_interval_seconds (default 6). "
+    "The Graph API's address is the operator's setting (RUNDFUNK_WHATSAPP_API_BASE_URL): "
+    "api_base_url is refused (422)."
 )
 
 

@@ -26,7 +26,6 @@ WHATSAPP_FIELDS = (
     "throughput",
     "daily_recipient_cap",
     "pair_interval_seconds",
-    "api_base_url",
     "api_version",
 )
 WHATSAPP_SECRETS = ("access_token", "app_secret", "verify_token")
@@ -72,7 +71,7 @@ def sandbox_config(form: Mapping[str, str]) -> dict[str, Any]:
 
 def whatsapp_config(form: Mapping[str, str], *, creating: bool) -> dict[str, Any]:
     config: dict[str, Any] = {"keywords": keywords(form)}
-    for key in ("phone_number_id", "waba_id", "api_base_url", "api_version", *WHATSAPP_SECRETS):
+    for key in ("phone_number_id", "waba_id", "api_version", *WHATSAPP_SECRETS):
         value = form.get(key, "").strip()
         if value:
             config[key] = value

@@ -1,5 +1,11 @@
 """a version on every channel row, so each process notices a change
 
+Every change to a channel (rate, secrets, status) bumps ``channels.version``; each
+process compares the versions of the channels it holds built with the rows' and
+rebuilds what moved (``services/channel_watch.py``). The Graph API address became an
+operator setting (``RUNDFUNK_WHATSAPP_API_BASE_URL``), so the tenant-chosen
+``api_base_url`` leaves every channel's settings.
+
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-01 22:30:00
@@ -7,15 +13,41 @@ Create Date: 2026-12-01 22:30:00
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
 
+_channels = sa.table(
+    "channels",
+    sa.column("id", sa.Integer()),
+    sa.column("settings", sa.JSON()),
+)
+
 
 def upgrade() -> None:
-    pass
+    op.add_column(
+        "channels",
+        sa.Column("version", sa.BigInteger(), nullable=False, server_default=sa.text("1")),
+    )
+    conn = op.get_bind()
+    for row in conn.execute(sa.select(_channels.c.id, _channels.c.settings)).all():
+        settings: Any = row.settings
+        if isinstance(settings, str):
+            settings = json.loads(settings)
+        if isinstance(settings, dict) and "api_base_url" in settings:
+            kept = {k: v for k, v in settings.items() if k != "api_base_url"}
+            conn.execute(
+                _channels.update().where(_channels.c.id == row.id).values(settings=kept)
+            )
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("channels") as batch:
+        batch.drop_column("version")
