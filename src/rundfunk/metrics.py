@@ -57,6 +57,11 @@ WEBHOOK_DEAD_LETTERS = Counter(
     "Webhook items that could not be applied and went to the dead-letter list, by item kind.",
     ["channel_kind", "item"],
 )
+BLOCKED_MESSAGES = Counter(
+    "rundfunk_blocked_messages",
+    "Messages from blocked contacts: stored on the contact, kept out of the inbox.",
+    ["channel_kind"],
+)
 WEBHOOK_SECONDS = Histogram(
     "rundfunk_webhook_duration_seconds",
     "Time from a platform webhook's arrival to our answer (verify, parse, durable write).",

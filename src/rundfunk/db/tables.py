@@ -145,6 +145,10 @@ contacts = Table(
     Column("status", String(16), nullable=False),
     Column("blocked", Boolean, nullable=False),
     Column("last_inbound_at", UTCDateTime()),
+    # Blocking (migration 0009): since when, and how many messages came in while blocked
+    # (kept as messages with the status "blocked", outside every conversation).
+    Column("blocked_at", UTCDateTime()),
+    Column("blocked_messages", Integer, nullable=False, server_default="0"),
     _created(),
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("channel_id", "address"),
@@ -315,7 +319,8 @@ messages = Table(
     Column("media_url", Text),
     Column("payload", JSON),  # the channel-neutral details of non-text messages
     Column("provider_message_id", String(128)),
-    # outbound: queued | sending | sent | delivered | read | failed; inbound: received
+    # outbound: queued | sending | sent | delivered | read | failed; inbound: received,
+    # or blocked (written by a blocked contact: kept out of the inbox, see services.blocking)
     Column("status", String(16), nullable=False),
     Column("author_id", BigId, ForeignKey("members.id", ondelete="SET NULL")),
     Column("attempts", Integer, nullable=False),

@@ -23,9 +23,11 @@ from rundfunk.web.api import (
     audit,
     broadcasts,
     channels,
+    contact_blocking,
     contacts,
     conversations,
     dead_letters,
+    tokens,
     topics,
     whatsapp,
     workspace,
@@ -59,7 +61,7 @@ def api_router() -> APIRouter:
         prefix="/api/v1", dependencies=[Depends(current_actor)], responses=ERROR_RESPONSES
     )
     modules = (channels, whatsapp, topics, contacts, broadcasts, conversations, workspace, audit)
-    for module in modules:
+    for module in (*modules, tokens, contact_blocking):
         router.include_router(module.router)
     router.include_router(dead_letters.router)  # GET /webhooks/failed, retry, discard
     return router

@@ -17,6 +17,7 @@ from rundfunk.web.ui import (
     account,
     broadcasts,
     channels,
+    contact_blocking,
     contacts,
     dashboard,
     dead_letters,
@@ -24,6 +25,7 @@ from rundfunk.web.ui import (
     settings,
     simulator,
     team,
+    team_tokens,
     topics,
 )
 from rundfunk.web.ui.i18n import N_
@@ -78,6 +80,8 @@ async def _on_login_required(request: Request, _exc: Exception) -> Response:
 AREAS = (
     *(account, dashboard, broadcasts, inbox, contacts, topics, channels, team, settings),
     dead_letters,
+    team_tokens,
+    contact_blocking,
 )
 
 
