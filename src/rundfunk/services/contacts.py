@@ -39,6 +39,8 @@ _FIELDS = (
     contacts.c.language,
     contacts.c.status,
     contacts.c.blocked,
+    contacts.c.blocked_at,
+    contacts.c.blocked_messages,
     contacts.c.tags,
     contacts.c.attributes,
     contacts.c.last_inbound_at,
@@ -251,6 +253,7 @@ async def recent_messages(
                 messages.c.created_at,
             )
             .where(messages.c.contact_id == contact_id)
+            .where(messages.c.status != "blocked")  # listed apart (services.blocking)
             .order_by(messages.c.id.desc())
             .limit(limit)
         )
@@ -259,7 +262,7 @@ async def recent_messages(
             await conn.scalar(
                 select(func.count())
                 .select_from(messages)
-                .where(messages.c.contact_id == contact_id)
+                .where(messages.c.contact_id == contact_id, messages.c.status != "blocked")
             )
             or 0
         )

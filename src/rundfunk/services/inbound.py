@@ -22,8 +22,9 @@ from rundfunk.core.keywords import Decision, InboundAction, KeywordConfig, class
 from rundfunk.db.changes import changed
 from rundfunk.db.session import Database
 from rundfunk.db.tables import channels, contacts, conversations, messages, topics, workspaces
-from rundfunk.metrics import INBOUND_MESSAGES
+from rundfunk.metrics import BLOCKED_MESSAGES, INBOUND_MESSAGES
 from rundfunk.services import subscriptions
+from rundfunk.services.blocking import BLOCKED, note_blocked_message
 from rundfunk.services.content import menu_content
 from rundfunk.services.outbox import queue_message
 from rundfunk.services.workspaces import DEFAULT_SETTINGS
@@ -103,6 +104,8 @@ async def receive(db: Database, *, channel_id: int, event: InboundMessage) -> Ou
                 INBOUND_MESSAGES.labels(
                     channel_kind=outcome.channel_kind, action=outcome.action.value
                 ).inc()
+                if outcome.action is InboundAction.IGNORE:
+                    BLOCKED_MESSAGES.labels(channel_kind=outcome.channel_kind).inc()
             return outcome
     raise AssertionError("unreachable")
 
@@ -166,7 +169,7 @@ async def _receive(conn: AsyncConnection, channel_id: int, event: InboundMessage
             media_url=event.media_url,
             payload=dict(event.payload),
             provider_message_id=event.provider_message_id,
-            status="received",
+            status=BLOCKED if decision.action is InboundAction.IGNORE else "received",
             attempts=0,
             created_at=event.timestamp,
         )
@@ -182,7 +185,8 @@ async def _receive(conn: AsyncConnection, channel_id: int, event: InboundMessage
         decision=decision,
         settings={**DEFAULT_SETTINGS, **channel.ws, "name": channel.name},
         channel_kind=channel.kind,
-        conversation_id=conversation_id,
+        # A blocked contact's message belongs to no conversation, even an earlier one.
+        conversation_id=None if decision.action is InboundAction.IGNORE else conversation_id,
     )
     await _HANDLERS[decision.action](ctx)
     return Outcome(
@@ -370,7 +374,9 @@ async def _on_conversation(ctx: _Context) -> None:
 
 
 async def _on_ignore(ctx: _Context) -> None:
-    """Blocked contacts: the message is kept for the record, nothing else happens."""
+    """Blocked contacts: the message is kept for the record (status ``blocked``, on the
+    contact's page) and counted; nothing else happens."""
+    await note_blocked_message(ctx.conn, contact_id=ctx.contact_id)
 
 
 _HANDLERS: dict[InboundAction, Callable[[_Context], Awaitable[None]]] = {

@@ -1,8 +1,10 @@
 """Request dependencies: the process's ``Runtime``, and who is calling (bearer token auth).
 
 Every ``/api/v1`` route depends on ``current_actor``: the token is looked up through
-``services.workspaces.actor_for_token`` and becomes an ``Actor`` scoped to one
-workspace. Services check roles themselves (``actor.require``); ``require_role`` lets a
+``services.api_tokens.authenticate`` on every request (no per-process cache, so a
+revoked token is refused at once on every node) and becomes an ``Actor`` scoped to one
+workspace; its use is noted by ``web.token_use`` (written at most once a minute).
+Services check roles themselves (``actor.require``); ``require_role`` lets a
 route state its minimum role up front as well, which also documents it.
 """
 
@@ -16,8 +18,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rundfunk.db.session import Database
 from rundfunk.services.actors import Actor, Role
-from rundfunk.services.workspaces import actor_for_token
+from rundfunk.services.api_tokens import authenticate
 from rundfunk.web.errors import unauthorized
+from rundfunk.web.token_use import TokenUse
 from rundfunk.worker.runtime import Runtime
 
 # Tokens we issue are far shorter; anything longer is not worth hashing.
@@ -47,19 +50,28 @@ def get_db(runtime: RuntimeDep) -> Database:
 DatabaseDep = Annotated[Database, Depends(get_db)]
 
 
+def _token_use(request: Request, db: Database) -> TokenUse:
+    use = getattr(request.app.state, "token_use", None)
+    if not isinstance(use, TokenUse) or use.db is not db:
+        use = request.app.state.token_use = TokenUse(db)
+    return use
+
+
 async def current_actor(
+    request: Request,
     db: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
     if credentials is None:
         raise unauthorized("send an API token as 'Authorization: Bearer <token>'")
     token = credentials.credentials.strip()
-    actor = None
+    found = None
     if token and len(token) <= _MAX_TOKEN_LENGTH:
-        actor = await actor_for_token(db, token)
-    if actor is None:
+        found = await authenticate(db, token)
+    if found is None:
         raise unauthorized("the API token is unknown or revoked")
-    return actor
+    _token_use(request, db).note(found.token_id, found.last_used_at)
+    return found.actor
 
 
 ActorDep = Annotated[Actor, Depends(current_actor)]

@@ -27,6 +27,8 @@ class Contact(BaseModel):
     language: str | None = None
     status: ContactStatus = Field(description="The channel-wide opt-in.")
     blocked: bool
+    blocked_at: datetime | None = Field(default=None, description="Since when, if blocked.")
+    blocked_messages: int = Field(default=0, description="Messages written while blocked.")
     tags: list[Any]
     attributes: dict[str, Any]
     last_inbound_at: datetime | None = None

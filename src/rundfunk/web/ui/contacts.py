@@ -14,7 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import Response
 
-from rundfunk.services import contact_data, topics
+from rundfunk.services import blocking, contact_data, topics
 from rundfunk.services import contacts as service
 from rundfunk.services.actors import Role
 from rundfunk.services.channels import list_channels
@@ -134,6 +134,9 @@ async def _detail(
     actor = member.actor
     contact = await service.get_contact(db, actor=actor, contact_id=contact_id)
     talk = await service.recent_messages(db, actor=actor, contact_id=contact_id)
+    while_blocked, blocked_total = await blocking.blocked_messages(
+        db, actor=actor, contact_id=contact_id
+    )
     channels = {c["id"]: c for c in await list_channels(db, actor=actor)}
     return page(
         request,
@@ -143,6 +146,8 @@ async def _detail(
         contact=contact,
         channel=channels.get(contact["channel_id"]),
         talk=talk,
+        while_blocked=while_blocked,  # the block section (``contact_blocking``)
+        blocked_total=blocked_total,
         errors=errors or {},
         tags_value=", ".join(contact["tags"]) if tags_value is None else tags_value,
         can_manage=member.role.rank >= Role.ADMIN.rank,

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from rundfunk.services import team
+from rundfunk.services import api_tokens, team
 from rundfunk.services.actors import Role
 from rundfunk.services.errors import NotFound, ServiceError
 from rundfunk.services.sessions import SESSION_DAYS
@@ -61,8 +61,12 @@ async def _team_page(
     invitation: team.Invitation | None = None,
     invited_name: str = "",
     status: int = 200,
+    new_token: api_tokens.NewToken | None = None,
+    token_errors: dict[str, str] | None = None,
+    token_values: dict[str, str] | None = None,
 ) -> Response:
     found = await team.list_team(runtime.db, actor=member.actor)
+    tokens = await api_tokens.list_tokens(runtime.db, actor=member.actor)
     return page(
         request,
         "team/team.html",
@@ -76,6 +80,12 @@ async def _team_page(
         values=values or {"email": "", "name": "", "role": "agent"},
         invitation=invitation,
         invited_name=invited_name,
+        # The API tokens section (``team/_tokens.html``, routes in ``team_tokens``).
+        tokens=tokens,
+        token_roles=[r.value for r in Role if r.rank <= member.role.rank],
+        new_token=new_token,
+        token_errors=token_errors or {},
+        token_values=token_values or {"name": "", "role": "editor"},
     )
 
 
