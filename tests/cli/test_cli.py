@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,7 @@ def test_admin_commands_build_a_working_workspace(env: Path) -> None:
         "--text",
         "Später",
         "--at",
-        "2099-01-01T09:00:00+01:00",
+        (datetime.now(UTC) + timedelta(days=30)).isoformat(),  # within a year (issue 10)
     )
     assert code == 0 and "is scheduled" in out
 
