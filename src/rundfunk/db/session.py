@@ -17,6 +17,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from rundfunk.db.broadcast_signals import BroadcastSignals, take_broadcast_marks
 from rundfunk.db.changes import Changes, take_channel_marks, take_marks
 from rundfunk.private_files import private_file
 
@@ -63,6 +64,8 @@ class Database:
             _configure_sqlite(self.engine)
         # Who watches which workspace, told after each commit that marked one (``changes``).
         self.changes = Changes()
+        # Dispatchers of this process, told of pauses and cancels right after the commit.
+        self.broadcast_signals = BroadcastSignals()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -76,10 +79,14 @@ class Database:
                 await conn.execution_options(**{_IMMEDIATE: True})
             take_marks(conn)  # marks left by a transaction that rolled back
             take_channel_marks(conn)
+            take_broadcast_marks(conn)
             async with conn.begin():
                 yield conn
             marked = take_marks(conn)
             channels_marked = take_channel_marks(conn)
+            broadcasts_moved = take_broadcast_marks(conn)
+        # Before anything else: a paused broadcast's sends must stop before we return.
+        self.broadcast_signals.publish(broadcasts_moved)
         self.changes.publish(marked)
         self.changes.publish_channels(channels_marked)
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from rundfunk.core import personalize
 from rundfunk.core.broadcast_status import BroadcastStatus, finished_as
 from rundfunk.core.deliveries import DeliveryStatus
+from rundfunk.db.broadcast_signals import broadcast_moved
 from rundfunk.db.session import Database, notify_work
 from rundfunk.db.tables import broadcasts, channels, contacts, deliveries
 from rundfunk.db.types import utcnow
@@ -162,6 +163,7 @@ async def send_broadcast(db: Database, *, actor: Actor, broadcast_id: int) -> di
                 .where(broadcasts.c.id == broadcast_id)
                 .values(status="sending", status_reason=None)
             )
+            await broadcast_moved(conn, broadcast_id, "sending")
             await notify_work(conn)
             await audit.record(
                 conn, actor, "broadcast.resume", target_type="broadcast", target_id=broadcast_id
@@ -312,6 +314,7 @@ async def start_due(db: Database, *, now: datetime | None = None) -> list[int]:
                     .where(broadcasts.c.id == item.id, broadcasts.c.status == "sending")
                     .values(status="paused", status_reason=reason)
                 )
+                await broadcast_moved(conn, item.id, "paused")
                 details["paused"] = reason
             await audit.record(
                 conn,
@@ -340,6 +343,9 @@ async def pause_broadcast(
             .where(broadcasts.c.id == broadcast_id)
             .values(status="paused", status_reason=reason)
         )
+        # Every dispatcher stops its claimed sends of it (in this process before we
+        # return; others on NOTIFY) and gives them back to the queue.
+        await broadcast_moved(conn, broadcast_id, "paused")
         await audit.record(
             conn, actor, "broadcast.pause", target_type="broadcast", target_id=broadcast_id
         )
@@ -359,6 +365,8 @@ async def cancel_broadcast(db: Database, *, actor: Actor, broadcast_id: int) -> 
             .where(broadcasts.c.id == broadcast_id)
             .values(status="cancelled", finished_at=now, status_reason="cancelled")
         )
+        # Claimed sends are not made either: their dispatchers skip them (dispatch.release).
+        await broadcast_moved(conn, broadcast_id, "cancelled")
         await conn.execute(
             update(deliveries)
             .where(

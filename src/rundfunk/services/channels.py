@@ -13,6 +13,7 @@ from rundfunk.channels.sandbox import SandboxBehaviour
 from rundfunk.core.keywords import KeywordConfig
 from rundfunk.core.ratelimit import Rate
 from rundfunk.db import changes
+from rundfunk.db.broadcast_signals import broadcast_moved
 from rundfunk.db.session import Database
 from rundfunk.db.tables import broadcasts, channels
 from rundfunk.db.types import utcnow
@@ -283,6 +284,8 @@ async def mark_disabled(
         .returning(broadcasts.c.id)
     )
     paused_ids = list(paused.scalars())
+    for broadcast_id in paused_ids:  # every worker stops their claimed sends
+        await broadcast_moved(conn, broadcast_id, "paused")
     disabled = changed.rowcount == 1
     if disabled:
         await changes.channel_changed(conn, channel_id)

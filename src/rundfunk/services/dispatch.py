@@ -23,6 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from rundfunk.channels.base import OutboundMessage
 from rundfunk.core import errors, personalize
 from rundfunk.core.deliveries import DeliveryStatus
+from rundfunk.db.changes import changed
 from rundfunk.db.session import Database, notify_work
 from rundfunk.db.tables import (
     broadcasts,
@@ -273,16 +274,42 @@ async def _claim_messages(
 
 
 async def release(db: Database, jobs: Sequence[SendJob]) -> int:
-    """Give claimed but unsent jobs back to the queue now (a worker is stopping).
+    """Give claimed but unsent jobs back to the queue now (a worker is stopping, or
+    their broadcast was paused or cancelled while they waited).
 
     Nothing went out for them, so the attempt is not counted and they are due at
     once; other workers hear of them by ``NOTIFY`` instead of waiting for a lease.
+    A delivery of a cancelled broadcast is skipped instead ("broadcast cancelled", as
+    ``cancel_broadcast`` does with the queued ones), so the broadcast's stats add up.
     """
     if not jobs:
         return 0
     now = utcnow()
     total = 0
     async with db.write() as conn:
+        mine = [job.id for job in jobs if job.table == "deliveries"]
+        if mine:
+            cancelled = await conn.execute(
+                update(deliveries)
+                .where(
+                    deliveries.c.id.in_(mine),
+                    deliveries.c.status == SENDING,
+                    deliveries.c.broadcast_id.in_(
+                        select(broadcasts.c.id).where(broadcasts.c.status == "cancelled")
+                    ),
+                )
+                .values(
+                    status=DeliveryStatus.SKIPPED.value,
+                    lease_until=None,
+                    attempts=deliveries.c.attempts - 1,
+                    error_reason="broadcast cancelled",
+                    updated_at=now,
+                )
+            )
+            total += int(cancelled.rowcount or 0)
+            if cancelled.rowcount:
+                for workspace_id in {job.workspace_id for job in jobs}:
+                    changed(conn, workspace_id)  # live progress: the skipped count moved
         for table in (deliveries, messages):
             ids = [job.id for job in jobs if job.table == table.name]
             if not ids:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from rundfunk import metrics
 from rundfunk.core import errors
 from rundfunk.core.deliveries import DeliveryStatus, retry_delay, should_pause
+from rundfunk.db.broadcast_signals import broadcast_moved
 from rundfunk.db.changes import changed
 from rundfunk.db.session import Database
 from rundfunk.db.tables import broadcasts, channels, deliveries, messages
@@ -283,6 +284,7 @@ async def _pause(
         .where(broadcasts.c.id == broadcast_id, broadcasts.c.status == "sending")
         .values(status="paused", status_reason=reason)
     )
+    await broadcast_moved(conn, broadcast_id, "paused")  # every worker stops its sends
     result.paused_broadcasts.append(broadcast_id)
 
 

@@ -10,21 +10,31 @@ Stopping (SIGTERM, SIGINT): sends already handed to the channel finish and are
 recorded; everything claimed but not yet sent (waiting for a slot, the limiter or
 the consent check) goes back to the queue at once (``dispatch.release``), so other
 workers take it over without waiting for a lease to run out.
+
+Pause and Cancel: before each send (and before it waits for a slot or the limiter)
+the dispatcher looks up the broadcast in its state cache (``broadcast_states``: a
+dict kept current by the broadcast signals, no query per send). A send of a paused
+or cancelled broadcast is not made; sends waiting on the limiter for it stop waiting
+the moment the signal arrives; and all of them are released (``dispatch.release``:
+back to the queue, or skipped for a cancelled broadcast).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 
 from rundfunk.channels.base import Channel
 from rundfunk.core import errors, personalize
 from rundfunk.core.ratelimit import Rate
+from rundfunk.db.broadcast_signals import parse_payload
 from rundfunk.db.session import Database
 from rundfunk.services import dispatch
 from rundfunk.services.dispatch import SendJob, SendOutcome
 from rundfunk.services.outcomes import RetryPolicy, record
 from rundfunk.services.registry import ChannelRegistry
+from rundfunk.worker.broadcast_states import BroadcastStates
 from rundfunk.worker.consent import ConsentGate
 from rundfunk.worker.kept_writes import KeptWrites
 from rundfunk.worker.limiter import InProcessLimiter, PairGuard, SenderLimiter
@@ -65,21 +75,51 @@ class Dispatcher:
         self._chunks: set[asyncio.Task[None]] = set()
         self._stop = asyncio.Event()
         self._limited: set[asyncio.Task[object]] = set()  # sends waiting on the limiter
+        # ... by broadcast: a pause stops their wait at once (``_halt``).
+        self._limited_by: dict[int, set[asyncio.Task[object]]] = {}
+        self._halting: set[asyncio.Task[object]] = set()  # ... and those it cancelled
+        # Is each broadcast we send still sending? Told in process right after a commit
+        # that paused or cancelled one (``Database.write``), by NOTIFY from other processes
+        # (``on_broadcast_notify``), and re-read while we hold its sends.
+        self.states = BroadcastStates(db, on_halt=self._halt)
+        db.broadcast_signals.on_moved(self.states.moved)
         self.sent = 0
         self.released = 0
         # Outcomes (and releases) whose write failed: kept and written again (kept_writes).
         self.kept = KeptWrites()
+        self.halted = 0  # claimed sends not made because their broadcast stopped
 
     def wake(self) -> None:
         self._wake.set()
 
+    def on_broadcast_notify(self, payload: str) -> None:
+        """A ``NOTIFY rundfunk_broadcasts`` from any process (``worker/wakeup.py``)."""
+        move = parse_payload(payload)
+        if move is not None:
+            self.states.moved(*move)
+
+    def _halt(self, broadcast_id: int) -> None:
+        """``broadcast_id`` stopped sending: its sends waiting on the limiter give up now."""
+        for task in list(self._limited_by.get(broadcast_id, ())):
+            self._halting.add(task)
+            task.cancel()
+
+    def _unhold(self, held: list[int], _task: asyncio.Task[None]) -> None:
+        self.states.unhold(held)
+
+    def _stopped(self, job: SendJob) -> bool:
+        """True when ``job`` must not be sent now: its broadcast is paused or cancelled."""
+        return self.states.halted(job.broadcast_id)
+
     async def run(self, stop: asyncio.Event) -> None:
         self._stop = stop
         stopping = asyncio.create_task(stop.wait())
+        rereading = asyncio.create_task(self.states.run(stop))
         try:
             await self._loop(stop, stopping)
         finally:
             stopping.cancel()
+            rereading.cancel()
             # Sends waiting on the limiter give their jobs back instead of waiting on.
             for task in list(self._limited):
                 task.cancel()
@@ -101,9 +141,16 @@ class Dispatcher:
                 log.exception("claiming work failed; retrying")
                 jobs = []
             if jobs:
+                held = [job.broadcast_id for job in jobs if job.broadcast_id is not None]
+                try:  # the claim saw them sending: a cache that says otherwise asks again
+                    await self.states.confirm(held)
+                except Exception:
+                    log.warning("re-reading broadcast states failed", exc_info=True)
+                self.states.hold(held)
                 task = asyncio.create_task(self._chunk(jobs))
                 self._chunks.add(task)
                 task.add_done_callback(self._chunks.discard)
+                task.add_done_callback(functools.partial(self._unhold, held))
                 # Keep at most two chunks in flight: one sending, one being recorded.
                 while len(self._chunks) >= 2 and not stop.is_set():
                     await asyncio.wait(
@@ -156,11 +203,12 @@ class Dispatcher:
             return SendOutcome(
                 job, error=errors.PermanentError(f"personalization: {exc}", code="render")
             )
-        if self._stop.is_set():
-            return SendOutcome(job, released=True)
+        if self._stop.is_set() or self._stopped(job):
+            return self._release(job)
         async with self._slots:
+            if self._stopped(job):  # paused while this send waited for a slot
+                return self._release(job)
             try:
-                channel: Channel = await self.registry.get(job.channel_id)
                 rate = await self.registry.rate(job.channel_id)
                 wait = self.pairs.check(
                     job.channel_id, message.address, await self.registry.pair_rate(job.channel_id)
@@ -172,14 +220,18 @@ class Dispatcher:
                         defer_reason=f"pair rate: this person got a message moments ago; "
                         f"next in {wait:.1f}s",
                     )
-                if not await self._acquire(job.channel_id, rate):
-                    return SendOutcome(job, released=True)
+                if not await self._acquire(job, rate):
+                    return self._release(job)
+                # Only now: a channel that changed while this send waited is built anew.
+                channel: Channel = await self.registry.get(job.channel_id)
                 # The claim checked consent; ask again only for a send that waited since.
                 held = asyncio.get_running_loop().time() - claimed
                 if held > RECHECK_AFTER_S and not await self.consent.allows(job):
                     return SendOutcome(job, skipped=True)
-                if self._stop.is_set():
-                    return SendOutcome(job, released=True)
+                if self._stop.is_set() or self._stopped(job):
+                    return self._release(job)
+                # Nothing awaits between the check above and the send's start: a pause
+                # signalled before this line stops it.
                 result = await channel.send(message)
             except errors.ChannelError as exc:
                 if (
@@ -195,24 +247,39 @@ class Dispatcher:
                 )
         return SendOutcome(job, provider_message_id=result.provider_message_id)
 
-    async def _acquire(self, channel_id: int, rate: Rate) -> bool:
-        """Wait for the limiter; False when the dispatcher stopped meanwhile.
+    def _release(self, job: SendJob) -> SendOutcome:
+        if self._stopped(job):
+            self.halted += 1
+        return SendOutcome(job, released=True)
 
-        The waiting send's task is cancelled by ``run`` on stop (cheaper than racing
-        every wait against the stop event: this is the hot path).
+    async def _acquire(self, job: SendJob, rate: Rate) -> bool:
+        """Wait for the limiter; False when the dispatcher stopped or the job's broadcast
+        was paused or cancelled meanwhile.
+
+        The waiting send's task is cancelled by ``run`` on stop and by ``_halt`` on a
+        pause (cheaper than racing every wait against an event: this is the hot path).
         """
-        if self._stop.is_set():
+        if self._stop.is_set() or self._stopped(job):
             return False
         task = asyncio.current_task()
         assert task is not None
         self._limited.add(task)
+        waiting = None
+        if job.broadcast_id is not None:
+            waiting = self._limited_by.setdefault(job.broadcast_id, set())
+            waiting.add(task)
         try:
-            await self.limiter.acquire(channel_id, rate)
+            await self.limiter.acquire(job.channel_id, rate)
         except asyncio.CancelledError:
-            if not self._stop.is_set():
+            if not (self._stop.is_set() or task in self._halting):
                 raise
             task.uncancel()
             return False
         finally:
             self._limited.discard(task)
+            self._halting.discard(task)
+            if waiting is not None:
+                waiting.discard(task)
+                if not waiting and self._limited_by.get(job.broadcast_id or 0) is waiting:
+                    del self._limited_by[job.broadcast_id or 0]
         return True

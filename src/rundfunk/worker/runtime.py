@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 
 from rundfunk.config import Settings
 from rundfunk.db.migrate import upgrade
@@ -21,6 +22,7 @@ from rundfunk.services.outcomes import RetryPolicy
 from rundfunk.services.registry import ChannelRegistry
 from rundfunk.services.sandbox import DatabaseSandbox
 from rundfunk.services.secrets import SecretBox
+from rundfunk.worker.channel_watch import ChannelWatch
 from rundfunk.worker.dispatcher import Dispatcher
 from rundfunk.worker.election import SchedulerLock
 from rundfunk.worker.limiter import InProcessLimiter, SenderLimiter
@@ -29,6 +31,8 @@ from rundfunk.worker.postgres_limiter import PostgresLimiter
 from rundfunk.worker.redis_limiter import RedisLimiter
 from rundfunk.worker.scheduler import run_scheduler
 from rundfunk.worker.wakeup import WorkListener
+
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -62,7 +66,28 @@ class Runtime:
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.ownership = SqliteOwnership(db.url) if db.is_sqlite else None
-        self.listener = None if db.is_sqlite else WorkListener(db.libpq_url, self.wake)
+        # Channel changes from any process: signals, and a version check as the net.
+        self.channel_watch = ChannelWatch(
+            db,
+            self.registry,
+            every=settings.channel_check_seconds,
+            also=self._rerate,
+        )
+        self._rerating: set[asyncio.Task[None]] = set()
+        self._working = False
+        db.changes.on_channels(self.channel_watch.changed)
+        self.listener = (
+            None
+            if db.is_sqlite
+            else WorkListener(
+                db.libpq_url,
+                self.wake,
+                on_channel=self.channel_watch.changed_text,
+                # Pause / cancel / resume from any process reach the dispatcher's cache.
+                on_broadcast=self.dispatcher.on_broadcast_notify,
+            )
+        )
+        self._listening = False
         self.scheduler_lock = None if db.is_sqlite else SchedulerLock(db.libpq_url)
 
     @classmethod
@@ -77,6 +102,7 @@ class Runtime:
             except BaseException:
                 await runtime.close()
                 raise
+        runtime.start_watching()
         if run_worker:
             try:
                 await runtime.start_worker()
@@ -100,7 +126,8 @@ class Runtime:
             await dispatch.requeue_expired(
                 self.db, everything=True, settle_seconds=self.settings.settle_seconds
             )
-        self._tasks = [
+        self._working = True
+        self._tasks += [
             asyncio.create_task(self.dispatcher.run(self._stop)),
             asyncio.create_task(
                 run_scheduler(
@@ -115,7 +142,31 @@ class Runtime:
                 )
             ),
         ]
-        if self.listener is not None:
+        self._listen()
+
+    def _rerate(self, channel_id: int) -> None:
+        """A channel changed: this worker's sends waiting on the limiter take its new rate."""
+        if self._working and not self._stop.is_set():
+            task = asyncio.create_task(self._rerate_now(channel_id))
+            self._rerating.add(task)
+            task.add_done_callback(self._rerating.discard)
+
+    async def _rerate_now(self, channel_id: int) -> None:
+        try:
+            rate = await self.registry.rate(channel_id)  # built anew from the changed row
+        except Exception as exc:  # deleted meanwhile, or the database is away
+            log.warning("reading channel %s's new rate failed (%s)", channel_id, exc)
+            return
+        self.limiter.rerate(channel_id, rate)
+
+    def start_watching(self) -> None:
+        """Follow channel changes made by other processes (web nodes and workers alike)."""
+        self._tasks.append(asyncio.create_task(self.channel_watch.run(self._stop)))
+        self._listen()
+
+    def _listen(self) -> None:
+        if self.listener is not None and not self._listening:
+            self._listening = True
             self._tasks.append(asyncio.create_task(self.listener.run(self._stop)))
 
     def wake(self) -> None:
@@ -131,6 +182,8 @@ class Runtime:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for rerating in list(self._rerating):
+            rerating.cancel()
         if self.ownership is not None:
             self.ownership.release()
         await self.limiter.close()

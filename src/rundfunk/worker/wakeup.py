@@ -5,6 +5,13 @@ rows released or requeued) sends ``NOTIFY rundfunk_work`` in its transaction, wh
 PostgreSQL delivers on commit. Each worker keeps one connection that ``LISTEN``s and
 turns a notification into ``Dispatcher.wake``. The dispatcher's poll stays as the
 fallback, and for work that becomes due later (retries, deferrals) without any write.
+
+The same connection also ``LISTEN``s for ``rundfunk_channels`` (a channel changed,
+``db.changes.channel_changed``) when given ``on_channel``: web nodes run it for that
+alone, so their cached app secrets follow a rotation at once.
+
+And for ``rundfunk_broadcasts`` (a broadcast paused, cancelled or resumed,
+``db.broadcast_signals``) when given ``on_broadcast``: the dispatcher's state cache.
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ from collections.abc import Callable
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs; used on two connections only
 
+from rundfunk.db.broadcast_signals import BROADCAST_NOTIFY
+from rundfunk.db.changes import CHANNEL_NOTIFY
 from rundfunk.db.session import WORK_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -26,15 +35,32 @@ class WorkListener:
     CHECK_SECONDS = 5.0
     RECONNECT_SECONDS = 1.0
 
-    def __init__(self, dsn: str, wake: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        wake: Callable[[], None],
+        *,
+        on_channel: Callable[[str], None] | None = None,
+        on_broadcast: Callable[[str], None] | None = None,
+    ) -> None:
         self._dsn = dsn
         self._wake = wake
+        self._on_channel = on_channel
+        self._on_broadcast = on_broadcast
         self.connected = asyncio.Event()
         self.notifications = 0
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, _payload: str) -> None:
         self.notifications += 1
         self._wake()
+
+    def _on_channel_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if self._on_channel is not None:
+            self._on_channel(payload)
+
+    def _on_broadcast_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        if self._on_broadcast is not None:
+            self._on_broadcast(payload)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Listen until ``stop``; reconnect whenever the connection breaks."""
@@ -43,6 +69,10 @@ class WorkListener:
             try:
                 conn = await asyncpg.connect(self._dsn, timeout=5)
                 await conn.add_listener(WORK_CHANNEL, self._on_notify)
+                if self._on_channel is not None:
+                    await conn.add_listener(CHANNEL_NOTIFY, self._on_channel_notify)
+                if self._on_broadcast is not None:
+                    await conn.add_listener(BROADCAST_NOTIFY, self._on_broadcast_notify)
                 self.connected.set()
                 self._wake()  # whatever was queued while we were not listening
                 while not stop.is_set():
