@@ -25,6 +25,7 @@ class SchedulerLock:
         self._key = key
         self._conn: asyncpg.Connection | None = None
         self.held = False
+        self.failures = 0  # times the database could not be asked (the scheduler's quiet time)
 
     async def hold(self) -> bool:
         """True while this process is the scheduler.
@@ -34,6 +35,10 @@ class SchedulerLock:
         """
         try:
             if self._conn is None or self._conn.is_closed():
+                if self._conn is not None:  # the server ended our session (a restart)
+                    self.failures += 1
+                    if self.held:
+                        log.warning("lost the scheduler lock: its connection was closed")
                 self.held = False
                 self._conn = await asyncpg.connect(self._dsn, timeout=5)
             if self.held:
@@ -46,6 +51,7 @@ class SchedulerLock:
                 log.info("this worker is now the scheduler")
             return self.held
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            self.failures += 1
             if self.held:
                 log.warning("lost the scheduler lock: %s", exc)
             await self.close()

@@ -3,7 +3,12 @@ leases and lets the sandbox's phones report their statuses.
 
 On PostgreSQL every worker runs this loop, but only the holder of the scheduler lock
 (``election.SchedulerLock``) does the work; on SQLite the one worker process is the
-scheduler."""
+scheduler.
+
+After the database could not be reached (a failed pass, or the lock's connection
+broke), the scheduler requeues no expired leases for ``REQUEUE_QUIET_S``: live workers
+write the outcomes they kept through the outage first (``kept_writes``, within half a
+second), so an outage longer than lease + settle time does not send their rows again."""
 
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ from rundfunk.worker.election import SchedulerLock
 
 log = logging.getLogger(__name__)
 
+REQUEUE_QUIET_S = 5.0
+
 
 async def run_scheduler(
     db: Database,
@@ -35,12 +42,26 @@ async def run_scheduler(
     settle_seconds: float = 120.0,
     template_sync_seconds: float = 3600.0,
     lock: SchedulerLock | None = None,
+    requeue_quiet: float = REQUEUE_QUIET_S,
 ) -> None:
     syncer = TemplateSync(db, registry, every=template_sync_seconds) if registry else None
+    loop = asyncio.get_running_loop()
+    quiet_until = 0.0  # no requeueing before (see the module docstring)
+    lock_failures = 0
     try:
         while not stop.is_set():
-            if lock is None or await lock.hold():
-                await _pass(db, wake, settle_seconds=settle_seconds, syncer=syncer)
+            held = lock is None or await lock.hold()
+            if lock is not None and lock.failures != lock_failures:
+                lock_failures = lock.failures
+                quiet_until = loop.time() + requeue_quiet
+            if held and not await _pass(
+                db,
+                wake,
+                settle_seconds=settle_seconds,
+                syncer=syncer,
+                requeue=loop.time() >= quiet_until,
+            ):
+                quiet_until = loop.time() + requeue_quiet
             # else another worker schedules: try for the lock again next pass
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=poll_seconds)
@@ -55,11 +76,13 @@ async def _pass(
     *,
     settle_seconds: float,
     syncer: TemplateSync | None,
-) -> None:
+    requeue: bool = True,
+) -> bool:
+    """One pass; False when it failed (logged)."""
     try:
         if await broadcasts.start_due(db):
             wake()
-        if await dispatch.requeue_expired(db, settle_seconds=settle_seconds):
+        if requeue and await dispatch.requeue_expired(db, settle_seconds=settle_seconds):
             wake()
         await sandbox.report_statuses(db)
         await broadcasts.finish_completed(db)
@@ -67,6 +90,8 @@ async def _pass(
             await syncer.run_due()
     except Exception:
         log.exception("scheduler pass failed; trying again")
+        return False
+    return True
 
 
 class TemplateSync:
