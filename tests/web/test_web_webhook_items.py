@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -31,10 +32,11 @@ from sqlalchemy import text
 
 from rundfunk.channels.whatsapp.webhook import sign
 from rundfunk.config import Settings
-from rundfunk.services import webhook_inbox
+from rundfunk.services import sessions, webhook_inbox
 from rundfunk.services.actors import Role
 from rundfunk.testing.fake_graph import FakeGraph
 from rundfunk.web.app import create_app
+from rundfunk.web.ui.session import SESSION_COOKIE
 from rundfunk.worker.runtime import Runtime
 
 ACCESS_TOKEN = "EAAG-items-test-token"
@@ -405,3 +407,249 @@ async def test_a_callback_id_no_column_holds_is_unknown_and_the_status_still_app
     assert [m["text"] for m in await number.messages_of(B)] == ["Guten Tag"]
     assert (await number.failed()).json()["items"] == []
     assert await _pending(runtime) == 0
+
+
+# --- what still cannot be applied: the dead-letter list ---------------------------------
+
+
+async def test_an_item_the_database_refuses_is_dead_lettered_and_the_rest_applied(
+    number: Number, reply: Reply, runtime: Runtime, refusing: Refusing
+) -> None:
+    before = await _dead_letter_count(number.client, "message")
+    webhook = _webhook(
+        [
+            _message(B, "Guten Tag", n=6),
+            _message(D, f"Bitte {REFUSED}", n=6),
+            _message(C, "Servus", n=6),
+        ],
+        [_status(reply.wamid, "delivered", reply.callback)],
+    )
+    await number.post(webhook)
+
+    assert [m["text"] for m in await number.messages_of(B)] == ["Guten Tag"]
+    assert [m["text"] for m in await number.messages_of(C)] == ["Servus"]
+    assert await _status_of(number, reply) == "delivered"
+    assert await number.messages_of(D) == []
+    assert await _pending(runtime) == 0  # not left in the inbox to fail again and again
+    # Kept with its error: in the API, the counter (and the log).
+    listed = await number.failed()
+    assert listed.status_code == 200, listed.text
+    [failed] = listed.json()["items"]
+    assert failed["kind"] == "message" and failed["channel_id"] == number.id
+    assert failed["item"]["address"] == D and failed["item"]["text"] == f"Bitte {REFUSED}"
+    assert "refused by the test trigger" in failed["error"]
+    assert failed["attempts"] == 1
+    assert failed["first_failed_at"] == failed["last_failed_at"]
+    assert await _dead_letter_count(number.client, "message") == before + 1
+
+    # A retry while the cause is still there: 409 with the reason, one attempt more.
+    url = f"/api/v1/webhooks/failed/{failed['id']}/retry"
+    again = await number.client.post(url, headers=number.auth(Role.ADMIN))
+    assert again.status_code == 409, again.text
+    assert "refused by the test trigger" in again.json()["error"]["message"]
+    [still] = (await number.failed()).json()["items"]
+    assert still["attempts"] == 2 and still["last_failed_at"] >= failed["last_failed_at"]
+    # The cause fixed, the retry applies it exactly like the original and it leaves the list.
+    await refusing.lift()
+    done = await number.client.post(url, headers=number.auth(Role.ADMIN))
+    assert done.status_code == 200, done.text
+    assert done.json() == {"applied": True, "messages": 1, "statuses_changed": 0}
+    assert [m["text"] for m in await number.messages_of(D)] == [f"Bitte {REFUSED}"]
+    assert (await number.failed()).json()["items"] == []
+    audit = (await number.client.get("/api/v1/audit", headers=number.auth())).json()["items"]
+    assert [e["target_id"] for e in audit if e["action"] == "webhook_item.retry"] == [failed["id"]]
+    gone = await number.client.post(url, headers=number.auth(Role.ADMIN))
+    assert gone.status_code == 404, gone.text
+
+
+async def test_a_refused_status_is_dead_lettered_and_the_other_statuses_applied(
+    number: Number, reply: Reply, runtime: Runtime, refusing_read: Refusing
+) -> None:
+    """A webhook of statuses only: applied with hundreds of others in one batch, which
+    fails — then each status on its own, and only the refused one is kept."""
+    before = await _dead_letter_count(number.client, "status")
+    await number.post(
+        _webhook(
+            [],
+            [
+                _status(reply.wamid, "delivered", reply.callback),
+                _status(reply.wamid, "read", reply.callback),
+                _status("wamid.nobody-sent-this", "delivered", "m:999999"),
+            ],
+        )
+    )
+    assert await _status_of(number, reply) == "delivered"
+    assert await _pending(runtime) == 0
+    [failed] = (await number.failed()).json()["items"]
+    assert failed["kind"] == "status"
+    assert (
+        failed["item"]["status"] == "read" and failed["item"]["provider_message_id"] == reply.wamid
+    )
+    assert failed["item"]["callback_data"] == reply.callback
+    assert "refused by the test trigger" in failed["error"]
+    assert await _dead_letter_count(number.client, "status") == before + 1
+
+    await refusing_read.lift()
+    done = await number.client.post(
+        f"/api/v1/webhooks/failed/{failed['id']}/retry", headers=number.auth(Role.ADMIN)
+    )
+    assert done.status_code == 200, done.text
+    assert done.json()["statuses_changed"] == 1
+    assert await _status_of(number, reply) == "read"
+    assert (await number.failed()).json()["items"] == []
+
+
+async def test_failed_items_are_for_admins_of_their_workspace_only(
+    number: Number,
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    make_tenant: Any,
+    graph: FakeGraph,
+    refusing: Refusing,
+    assert_error: Any,
+) -> None:
+    await number.post(
+        _webhook(
+            [_message(D, f"{REFUSED} eins", n=7), _message(D, f"{REFUSED} zwei", n=8)],
+        )
+    )
+    first, second = (await number.failed()).json()["items"]
+    base = "/api/v1/webhooks/failed"
+
+    # Below admin: no list, no retry, no discard.
+    for role in (Role.EDITOR, Role.AGENT):
+        assert_error(await number.failed(role), 403, "forbidden")
+        assert_error(
+            await client.post(f"{base}/{first['id']}/retry", headers=number.auth(role)),
+            403,
+            "forbidden",
+        )
+        assert_error(
+            await client.delete(f"{base}/{first['id']}", headers=number.auth(role)),
+            403,
+            "forbidden",
+        )
+    # Another workspace's admin neither sees nor touches them.
+    other = await make_tenant("other")
+    theirs = await client.get(base, headers=other.auth(Role.ADMIN))
+    assert theirs.status_code == 200 and theirs.json()["items"] == []
+    assert_error(
+        await client.post(f"{base}/{first['id']}/retry", headers=other.auth(Role.ADMIN)),
+        404,
+        "not_found",
+    )
+    assert_error(
+        await client.delete(f"{base}/{first['id']}", headers=other.auth(Role.ADMIN)),
+        404,
+        "not_found",
+    )
+    assert len((await number.failed()).json()["items"]) == 2
+    # Paged, bounded.
+    page = (await number.failed(limit=1)).json()
+    assert [i["id"] for i in page["items"]] == [first["id"]]
+    assert page["next_after_id"] == first["id"]
+    rest = (await number.failed(limit=1, after_id=page["next_after_id"])).json()
+    assert [i["id"] for i in rest["items"]] == [second["id"]]
+    assert_error(await number.failed(after_id=2**63), 422, "invalid")
+    assert_error(await client.delete(f"{base}/{2**63}", headers=number.auth()), 422, "invalid")
+
+    # Discarded: gone without being applied, and audited.
+    gone = await client.delete(f"{base}/{first['id']}", headers=number.auth(Role.ADMIN))
+    assert gone.status_code == 204, gone.text
+    assert [i["id"] for i in (await number.failed()).json()["items"]] == [second["id"]]
+    assert await number.messages_of(D) == []
+    audit = (await client.get("/api/v1/audit", headers=number.auth())).json()["items"]
+    assert [e["target_id"] for e in audit if e["action"] == "webhook_item.discard"] == [first["id"]]
+    assert_error(
+        await client.delete(f"{base}/{first['id']}", headers=number.auth()), 404, "not_found"
+    )
+
+
+# --- the console: the channel's page ----------------------------------------------------
+
+
+@dataclass
+class Console:
+    client: httpx.AsyncClient
+    cookie: dict[str, str]
+    csrf: str
+
+    async def get(self, path: str) -> httpx.Response:
+        return await self.client.get(path, headers=self.cookie)
+
+    async def post(self, path: str, *, csrf: bool = True) -> httpx.Response:
+        form = {"csrf_token": self.csrf} if csrf else {}
+        return await self.client.post(path, data=form, headers=self.cookie)
+
+
+def _flash(response: httpx.Response) -> str:
+    """The message a redirect leaves for the next page (the flash cookie)."""
+    found = re.search(r"rf_flash=([^;]*)", response.headers.get("set-cookie", ""))
+    return unquote(found.group(1)).strip('"') if found else ""
+
+
+async def _console(runtime: Runtime, client: httpx.AsyncClient, member_id: int) -> Console:
+    opened = await sessions.open_session(runtime.db, member_id=member_id)
+    member = await sessions.session_member(runtime.db, opened.token)
+    assert member is not None
+    cookie = {"cookie": f"{SESSION_COOKIE}={opened.token}", "accept": "text/html"}
+    return Console(client, cookie, member.csrf_token)
+
+
+async def test_the_channel_page_lists_failed_items_with_retry_and_discard(
+    number: Number,
+    runtime: Runtime,
+    client: httpx.AsyncClient,
+    make_tenant: Any,
+    refusing: Refusing,
+) -> None:
+    page_url = f"/channels/{number.id}"
+    admin = await _console(runtime, client, number.tenant.member_ids[Role.ADMIN])
+    assert "Failed webhook items" not in (await admin.get(page_url)).text  # none: no section
+    await number.post(
+        _webhook([_message(D, f"{REFUSED} eins", n=9), _message(D, f"{REFUSED} zwei", n=10)])
+    )
+    first, second = (await number.failed()).json()["items"]
+
+    page = await admin.get(page_url)
+    assert page.status_code == 200, page.text
+    assert "Failed webhook items" in page.text
+    assert f"{REFUSED} eins" in page.text and "refused by the test trigger" in page.text
+    retry_url = f"/channels/{number.id}/failed/{first['id']}/retry"
+    discard_url = f"/channels/{number.id}/failed/{second['id']}/discard"
+    assert f'action="{retry_url}"' in page.text and f'action="{discard_url}"' in page.text
+
+    # Forms without the session's CSRF token change nothing.
+    assert (await admin.post(retry_url, csrf=False)).status_code == 403
+    assert (await admin.post(discard_url, csrf=False)).status_code == 403
+    assert len((await number.failed()).json()["items"]) == 2
+    # An editor has no channel pages; another workspace's admin finds nothing.
+    editor = await _console(runtime, client, number.tenant.member_ids[Role.EDITOR])
+    assert (await editor.post(retry_url)).status_code == 403
+    other = await make_tenant("other")
+    stranger = await _console(runtime, client, other.member_ids[Role.ADMIN])
+    assert (await stranger.post(retry_url)).status_code == 404
+    assert (await stranger.post(discard_url)).status_code == 404
+
+    # Still refused: the page says so and keeps it; then fixed, retried, applied.
+    still = await admin.post(retry_url)
+    assert still.status_code == 303 and still.headers["location"].endswith("#failed")
+    assert "still cannot be applied" in _flash(still)
+    assert len((await number.failed()).json()["items"]) == 2
+    await refusing.lift()
+    done = await admin.post(retry_url)
+    assert done.status_code == 303 and _flash(done) == "The item is applied."
+    assert [m["text"] for m in await number.messages_of(D)] == [f"{REFUSED} eins"]
+    assert (await admin.post(discard_url)).status_code == 303
+    assert (await number.failed()).json()["items"] == []
+    assert "Failed webhook items" not in (await admin.get(page_url)).text
+
+    # In German for a member who chose German.
+    await refusing.install()
+    await number.post(_webhook([_message(D, f"{REFUSED} drei", n=11)]))
+    member = await sessions.session_member(runtime.db, admin.cookie["cookie"].split("=", 1)[1])
+    assert member is not None
+    await sessions.set_locale(runtime.db, member=member, locale="de")
+    german = (await admin.get(page_url)).text
+    assert "Fehlgeschlagene Webhook-Einträge" in german
+    assert "Erneut versuchen" in german and "Verwerfen" in german
