@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
+from rundfunk.cli.help import ReadableCommand
 from rundfunk.db.session import Database
 from rundfunk.db.tables import contacts
 from rundfunk.services import blocking
@@ -78,13 +79,13 @@ def _change(workspace: str, contact: str, channel: int | None, *, block: bool) -
         typer.echo(f"contact {state.contact_id} is unblocked")
 
 
-@app.command("block")
+@app.command("block", cls=ReadableCommand)
 def block(workspace: WorkspaceOpt, contact: ContactArg, channel: ChannelOpt = None) -> None:
     """Block a contact: no broadcasts, no replies, nothing in the inbox."""
     _change(workspace, contact, channel, block=True)
 
 
-@app.command("unblock")
+@app.command("unblock", cls=ReadableCommand)
 def unblock(workspace: WorkspaceOpt, contact: ContactArg, channel: ChannelOpt = None) -> None:
     """Lift a contact's block; their subscription stays as it was."""
     _change(workspace, contact, channel, block=False)

@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from rundfunk.cli import contacts as cli_contacts
 from rundfunk.cli import tokens as cli_tokens
+from rundfunk.cli.help import ReadableCommand
 from rundfunk.config import Settings
 from rundfunk.db.changes import RedisUnreachable, check_redis
 from rundfunk.db.migrate import upgrade
@@ -242,7 +243,7 @@ def migrate() -> None:
     typer.echo("database is up to date")
 
 
-@workspace_app.command("create")
+@workspace_app.command("create", cls=ReadableCommand)
 def workspace_create(
     slug: Annotated[str, typer.Argument(metavar="SLUG", help="Lower-case letters, digits, '-'.")],
     name: Annotated[str | None, typer.Option(metavar="NAME", help="Display name.")] = None,

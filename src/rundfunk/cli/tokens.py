@@ -11,6 +11,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
+from rundfunk.cli.help import ReadableCommand
 from rundfunk.db.session import Database
 from rundfunk.services import api_tokens
 from rundfunk.services.actors import Actor, Role
@@ -84,7 +85,7 @@ def create_token(
     typer.echo(made.secret)
 
 
-@app.command("revoke")
+@app.command("revoke", cls=ReadableCommand)
 def revoke_token(workspace: WorkspaceOpt, token_id: TokenId) -> None:
     """Revoke a token: refused at once, on every server."""
     gone = _run(
@@ -94,7 +95,7 @@ def revoke_token(workspace: WorkspaceOpt, token_id: TokenId) -> None:
     typer.echo(f"token {gone.id} ({gone.name}, {gone.prefix}) revoked")
 
 
-@app.command("rotate")
+@app.command("rotate", cls=ReadableCommand)
 def rotate_token(workspace: WorkspaceOpt, token_id: TokenId) -> None:
     """Give a token a new secret; the old one is revoked at once.
 
