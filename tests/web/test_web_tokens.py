@@ -94,7 +94,8 @@ async def test_only_admins_manage_tokens_and_nobody_above_their_role(
     client: httpx.AsyncClient, tenant, assert_error
 ) -> None:
     for role in (Role.EDITOR, Role.AGENT):
-        assert_error(await client.get("/api/v1/tokens", headers=tenant.auth(role)), 403, "forbidden")
+        listed = await client.get("/api/v1/tokens", headers=tenant.auth(role))
+        assert_error(listed, 403, "forbidden")
         denied = await client.post(
             "/api/v1/tokens", json={"name": "x", "role": "agent"}, headers=tenant.auth(role)
         )
