@@ -3,6 +3,8 @@
 //  - [data-live-stream][data-live-fragment]: reloads the element's content from the
 //    fragment URL whenever the Server-Sent Events stream reports a change.
 //  - form[data-confirm]: asks before submitting (erasure, cancel, ...).
+//  - .nav-toggle: on narrow screens the main navigation folds behind a Menu button
+//    (without script it stays open, wrapped over several lines).
 "use strict";
 (function () {
   const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
@@ -31,7 +33,24 @@
     window.addEventListener("beforeunload", () => source.close());
   }
 
+  function navToggle(button) {
+    const nav = document.getElementById(button.getAttribute("aria-controls"));
+    if (!nav) return;
+    document.documentElement.classList.add("nav-folds");
+    button.hidden = false;
+    button.addEventListener("click", () => {
+      const open = button.getAttribute("aria-expanded") !== "true";
+      button.setAttribute("aria-expanded", String(open));
+      nav.classList.toggle("open", open);
+      if (open) { const first = nav.querySelector("a"); if (first) first.focus(); }
+    });
+    nav.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && nav.classList.contains("open")) { button.click(); button.focus(); }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    document.querySelectorAll(".nav-toggle").forEach(navToggle);
     document.querySelectorAll("[data-live-stream][data-live-fragment]").forEach(live);
     document.querySelectorAll("form[data-confirm]").forEach((form) => {
       form.addEventListener("submit", (event) => {
