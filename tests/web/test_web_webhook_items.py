@@ -257,13 +257,14 @@ async def _status_of(number: Number, reply: Reply) -> str:
 
 @dataclass
 class Refusing:
-    """A database trigger that refuses writes to ``messages`` (``event`` INSERT or
-    UPDATE) when ``condition`` holds: the stand-in for whatever an item may still run
+    """A database trigger that refuses writes to ``table`` (``event`` INSERT, UPDATE or
+    DELETE) when ``condition`` holds: the stand-in for whatever an item may still run
     into at the database. Dropped again by ``lift`` (and after the test)."""
 
     runtime: Runtime
     event: str = "INSERT"
     condition: str = f"NEW.text LIKE '%{REFUSED}%'"
+    table: str = "messages"
     installed: bool = False
 
     async def install(self) -> None:
@@ -271,7 +272,7 @@ class Refusing:
             if self.runtime.db.is_sqlite:
                 await conn.execute(
                     text(
-                        f"CREATE TRIGGER refuse_items BEFORE {self.event} ON messages"
+                        f"CREATE TRIGGER refuse_items BEFORE {self.event} ON {self.table}"
                         f" WHEN {self.condition}"
                         " BEGIN SELECT RAISE(ABORT, 'refused by the test trigger'); END"
                     )
@@ -282,13 +283,14 @@ class Refusing:
                         "CREATE FUNCTION refuse_items() RETURNS trigger AS $$ BEGIN"
                         f" IF {self.condition} THEN"
                         " RAISE EXCEPTION 'refused by the test trigger'"
-                        " USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END"
+                        " USING ERRCODE = 'check_violation'; END IF;"
+                        f" RETURN {'OLD' if self.event == 'DELETE' else 'NEW'}; END"
                         " $$ LANGUAGE plpgsql"
                     )
                 )
                 await conn.execute(
                     text(
-                        f"CREATE TRIGGER refuse_items BEFORE {self.event} ON messages"
+                        f"CREATE TRIGGER refuse_items BEFORE {self.event} ON {self.table}"
                         " FOR EACH ROW EXECUTE FUNCTION refuse_items()"
                     )
                 )
@@ -301,7 +303,7 @@ class Refusing:
             if self.runtime.db.is_sqlite:
                 await conn.execute(text("DROP TRIGGER refuse_items"))
             else:
-                await conn.execute(text("DROP TRIGGER refuse_items ON messages"))
+                await conn.execute(text(f"DROP TRIGGER refuse_items ON {self.table}"))
                 await conn.execute(text("DROP FUNCTION refuse_items()"))
         self.installed = False
 
@@ -321,6 +323,18 @@ async def refusing(runtime: Runtime) -> AsyncIterator[Refusing]:
 async def refusing_read(runtime: Runtime) -> AsyncIterator[Refusing]:
     """A message's move to ``read`` is refused by the database."""
     trigger = Refusing(runtime, event="UPDATE", condition="NEW.status = 'read'")
+    await trigger.install()
+    try:
+        yield trigger
+    finally:
+        await trigger.lift()
+
+
+@pytest.fixture
+async def refusing_removal(runtime: Runtime) -> AsyncIterator[Refusing]:
+    """A stored webhook cannot be removed from the inbox until it failed five times:
+    the whole webhook fails, again and again, before any item could be blamed."""
+    trigger = Refusing(runtime, event="DELETE", condition="OLD.attempts < 5", table="webhook_inbox")
     await trigger.install()
     try:
         yield trigger
@@ -563,6 +577,34 @@ async def test_failed_items_are_for_admins_of_their_workspace_only(
     assert_error(
         await client.delete(f"{base}/{first['id']}", headers=number.auth()), 404, "not_found"
     )
+
+
+async def test_a_webhook_that_keeps_failing_as_a_whole_is_dead_lettered_after_five_tries(
+    number: Number, reply: Reply, runtime: Runtime, refusing_removal: Refusing
+) -> None:
+    await number.post(_webhook([], [_status(reply.wamid, "delivered", reply.callback)]))
+    for _ in range(20):  # each pass of the applier is one failed attempt
+        if await _pending(runtime) == 0:
+            break
+        await number.app.state.ingestion.drain()
+    assert await _pending(runtime) == 0  # not left in the inbox for good
+    [failed] = (await number.failed()).json()["items"]
+    assert failed["kind"] == "webhook" and failed["attempts"] == 1
+    assert "refused by the test trigger" in failed["error"]
+    body = json.loads(failed["item"]["body"])
+    assert body["entry"][0]["changes"][0]["value"]["statuses"][0]["id"] == reply.wamid
+    assert await _status_of(number, reply) == "sent"  # rolled back with its webhook
+
+    # Retried: back into the inbox, where the applier carries it out.
+    await refusing_removal.lift()
+    done = await number.client.post(
+        f"/api/v1/webhooks/failed/{failed['id']}/retry", headers=number.auth(Role.ADMIN)
+    )
+    assert done.status_code == 200, done.text
+    await number.app.state.ingestion.drain()
+    assert await _status_of(number, reply) == "delivered"
+    assert await _pending(runtime) == 0
+    assert (await number.failed()).json()["items"] == []
 
 
 # --- the console: the channel's page ----------------------------------------------------
