@@ -146,6 +146,12 @@ class PrivateRedis:
         except OSError:
             return False
 
+    def flush(self) -> None:
+        """``FLUSHALL``: empty (a server of our own; never the shared one)."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+            sock.sendall(b"FLUSHALL\r\n")
+            assert sock.recv(16).startswith(b"+OK")
+
     def shutdown(self) -> None:
         """``SHUTDOWN NOSAVE``: the server exits, and what it held is gone."""
         assert self.process is not None

@@ -15,7 +15,8 @@ the same port. Then:
 - the broadcast is done within seconds of the server's return (what was left, at the
   channel's rate, plus a little): nothing waits for a lease or the settle time (120 s,
   the default, here);
-- no process exited.
+- the web node takes status webhooks again (every copy sent after the return ends
+  ``delivered``), and no process exited.
 
 Each test prints the duplicates and the recovery time (server back → broadcast done).
 The tests start PostgreSQL themselves, so the PostgreSQL pass of ``.ci/run`` leaves
@@ -28,7 +29,8 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,8 +68,9 @@ TOKEN, SECRET = "outage-token", "outage-secret"
 class Fleet:
     postgres: PrivatePostgres
     redis: PrivateRedis
+    database_url: str  # this test's database on ``postgres``
     logs: Path
-    env: dict[str, str]
+    env: dict[str, str] = field(default_factory=dict)
     processes: list[Process] = field(default_factory=list)
     web_url: str = ""
     graph_url: str = ""
@@ -83,16 +86,40 @@ class Fleet:
         return [f"{p.log.name} ({p.popen.returncode})" for p in gone]
 
 
-@pytest.fixture
-async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
+@pytest.fixture(scope="module")
+def servers() -> Iterator[tuple[PrivatePostgres, PrivateRedis]]:
+    """One private PostgreSQL and Redis for the module (each test its own database)."""
     postgres, redis = PrivatePostgres(), PrivateRedis()
-    fleet = Fleet(postgres, redis, tmp_path, {})
     try:
-        await asyncio.gather(asyncio.to_thread(postgres.start), asyncio.to_thread(redis.start))
+        postgres.start()
+        redis.start()
+        yield postgres, redis
+    finally:
+        postgres.destroy()
+        redis.destroy()
+
+
+@pytest.fixture
+async def fleet(
+    servers: tuple[PrivatePostgres, PrivateRedis], tmp_path: Path
+) -> AsyncIterator[Fleet]:
+    postgres, redis = servers
+    name = f"outage_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(postgres.url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    redis.flush()
+    fleet = Fleet(postgres, redis, f"{postgres.url.rsplit('/', 1)[0]}/{name}", tmp_path)
+    try:
+        graph_port = free_port()
+        fleet.graph_url = f"http://127.0.0.1:{graph_port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNDFUNK_")}
         env.update(
-            RUNDFUNK_DATABASE_URL=postgres.url,
+            RUNDFUNK_DATABASE_URL=fleet.database_url,
             RUNDFUNK_REDIS_URL=redis.url,
+            RUNDFUNK_WHATSAPP_API_BASE_URL=fleet.graph_url,  # the operator's setting
             RUNDFUNK_SECRET_KEY="e2e-outage-secret",  # one key for every node
             RUNDFUNK_DEMO="true",  # the banner's API token drives the test
             RUNDFUNK_POLL_SECONDS="0.1",
@@ -104,47 +131,43 @@ async def fleet(tmp_path: Path) -> AsyncIterator[Fleet]:
             RUNDFUNK_LOG_LEVEL="WARNING",
             PYTHONUNBUFFERED="1",
         )
+        fleet.env = env
         graph = fleet.start(
             "fake-graph",
             [sys.executable, "-m", "rundfunk.testing.fake_graph", "--seed", "10"]
-            + ["--access-token", TOKEN, "--app-secret", SECRET],
-            env,
+            + ["--port", str(graph_port), "--access-token", TOKEN, "--app-secret", SECRET],
         )
-        graph_out = await graph.wait_for("FAKE_GRAPH_URL=")
-        fleet.graph_url = graph_out.split("FAKE_GRAPH_URL=", 1)[1].split()[0]
-        env["RUNDFUNK_WHATSAPP_API_BASE_URL"] = fleet.graph_url  # the operator's setting
-        fleet.env = env
         port = free_port()
         web = fleet.start(
             "web",
             [str(RUNDFUNK), "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port)],
             {**env, "RUNDFUNK_DATA_DIR": str(tmp_path / "web")},
         )
+        await graph.wait_for("FAKE_GRAPH_URL=")
         banner = await web.wait_for("API token:")
         fleet.token = banner.split("API token:", 1)[1].split()[0]
         fleet.web_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while not await healthy(fleet.web_url):
-            assert time.monotonic() < deadline, web.output()[-3000:]
-            await asyncio.sleep(0.05)
+        # The banner comes once the database is migrated and seeded: the workers may start.
         workers = [
             fleet.start(
                 name, [str(RUNDFUNK), "worker"], {**env, "RUNDFUNK_DATA_DIR": str(tmp_path / name)}
             )
             for name in ("worker-a", "worker-b")
         ]
+        deadline = time.monotonic() + 30
+        while not await healthy(fleet.web_url):
+            assert time.monotonic() < deadline, web.output()[-3000:]
+            await asyncio.sleep(0.05)
         for worker in workers:
             await worker.wait_for("worker is running")
         yield fleet
     finally:
         for process in reversed(fleet.processes):
             process.kill()
-        await asyncio.gather(
-            asyncio.to_thread(postgres.destroy), asyncio.to_thread(redis.destroy)
-        )
         LOG_DIR.mkdir(exist_ok=True)
         for process in fleet.processes:
-            (LOG_DIR / f"outage-{os.getpid()}-{process.log.name}").write_text(process.output())
+            log = f"outage-{os.getpid()}-{tmp_path.name}-{process.log.name}"
+            (LOG_DIR / log).write_text(process.output())
 
 
 async def _channel(api: httpx.AsyncClient, fake: httpx.AsyncClient) -> int:
@@ -189,7 +212,7 @@ async def _broadcast_through(fleet: Fleet, outage: str) -> Outcome:
         httpx.AsyncClient(base_url=fleet.graph_url, timeout=30) as fake,
     ):
         channel_id = await _channel(api, fake)
-        db = await asyncpg.connect(fleet.postgres.url)
+        db = await asyncpg.connect(fleet.database_url)
         try:
             await seed_subscribers(db, channel_id, RECIPIENTS)
             people = [r["address"] for r in await db.fetch("SELECT address FROM contacts")]
@@ -226,6 +249,7 @@ async def _broadcast_through(fleet: Fleet, outage: str) -> Outcome:
         times = sorted(m["at"] for m in (await fake.get("/_fake/sent")).json())
     before = [t for t in times if t < went]
     after = [t - back_wall for t in times if t >= back_wall]
+    await _statuses_applied(fleet, len(after))
     return Outcome(
         duplicates=sum(1 for p in people if copies[p] > 1),
         missing=sum(1 for p in people if copies[p] == 0),
@@ -236,6 +260,20 @@ async def _broadcast_through(fleet: Fleet, outage: str) -> Outcome:
         first_send_s=after[0] if after else -1.0,
         last_send_s=after[-1] if after else -1.0,
     )
+
+
+async def _statuses_applied(fleet: Fleet, at_least: int) -> None:
+    """The web node took the status webhooks again: every copy sent after the return is
+    ``delivered`` within seconds (the fake reports ``sent`` and ``delivered`` for each)."""
+    db = await asyncpg.connect(fleet.database_url)
+    try:
+        query = "SELECT count(*) FROM deliveries WHERE status = 'delivered'"
+        deadline = time.monotonic() + 15
+        while (delivered := await db.fetchval(query)) < at_least:
+            assert time.monotonic() < deadline, f"{delivered} delivered, {at_least} expected"
+            await asyncio.sleep(0.1)
+    finally:
+        await db.close()
 
 
 def _allowed(result: Outcome) -> float:
