@@ -150,3 +150,35 @@ async def test_a_broadcast_whose_every_send_failed_shows_failed_in_red(
     assert '<span class="badge failed" id="status">Fehlgeschlagen</span>' in german.text
     css = (await editor.http.get("/static/app.css")).text.splitlines()
     assert any(".badge.failed" in line and "var(--bad)" in line for line in css)  # red
+
+
+async def test_line_breaks_posted_as_crlf_count_once_against_the_limit(
+    console: Any, runtime: Runtime, tenant: Any, phone: Any
+) -> None:
+    """A textarea's maxlength counts a line break once, the browser posts it as CRLF."""
+    await _audience(phone, tenant)
+    editor = await console(Role.EDITOR)
+    typed = ("x" * 63 + "\n") * 64  # 4,096 characters as typed
+    posted = typed.replace("\n", "\r\n")  # 4,160 as posted
+    answer = await editor.post("/broadcasts", form(tenant, text=posted))
+    assert answer.status_code == 303, error_of(answer, "text")
+    async with runtime.db.read() as conn:
+        stored = await conn.scalar(select(broadcasts.c.text))
+    assert stored == typed
+
+
+async def test_every_console_path_that_creates_text_holds_the_limit(
+    console: Any, tenant: Any, phone: Any
+) -> None:
+    """Replies and canned replies, like broadcasts: at most 4,096 (workspace texts:
+    test_console_settings; the API's: test_web_conversations, test_web_broadcasts)."""
+    await phone(tenant.channel_id, "4911", "START")
+    body = await phone(tenant.channel_id, "4911", "Are you open?")
+    owner = await console(Role.OWNER)
+    url = f"/inbox/{body['conversation_id']}"
+    over = "x" * 4097
+    reply = await owner.post(url + "/reply", {"text": over})
+    assert reply.status_code == 422 and "longer than 4096" in error_of(reply, "text")
+    canned = await owner.post("/inbox/canned", {"short_code": "lang", "text": over})
+    assert canned.status_code == 422 and "4096" in error_of(canned, "text")
+    assert (await owner.post(url + "/reply", {"text": "x" * 4096})).status_code == 303

@@ -141,7 +141,9 @@ def _draft(
         channel_id=channel_id,
         audience="topics" if audience == "topics" else "all",
         topics=[t for t in topics or [] if t],
-        text=text,
+        # Browsers post a textarea's line breaks as CRLF although its maxlength counted
+        # them as one character: 4,096 typed characters arrived as more than the limit.
+        text=text.replace("\r\n", "\n"),
         media_url=media_url,
         template=template,
         parameters=parameters,
