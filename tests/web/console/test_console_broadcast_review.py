@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 from sqlalchemy import select, update
 
-from rundfunk.db.tables import broadcasts, contacts, deliveries
+from rundfunk.db.tables import broadcasts, channels, contacts, deliveries
+from rundfunk.db.types import utcnow
 from rundfunk.services import broadcasts as service
+from rundfunk.services import templates
 from rundfunk.services.actors import Role
 from rundfunk.worker.runtime import Runtime
 
@@ -182,3 +184,42 @@ async def test_every_console_path_that_creates_text_holds_the_limit(
     canned = await owner.post("/inbox/canned", {"short_code": "lang", "text": over})
     assert canned.status_code == 422 and "4096" in error_of(canned, "text")
     assert (await owner.post(url + "/reply", {"text": "x" * 4096})).status_code == 303
+
+
+async def test_a_whatsapp_template_parameter_empty_for_someone_is_refused(
+    console: Any, runtime: Runtime, tenant: Any
+) -> None:
+    """Template broadcasts too: a parameter that personalizes to nothing for a subscriber
+    (the platform refuses empty parameters) stops the review next to the template."""
+    now = utcnow()
+    async with runtime.db.write() as conn:
+        added = await conn.execute(
+            channels.insert().values(
+                workspace_id=tenant.workspace_id, kind="whatsapp", name="Newsroom",
+                settings={}, status="active", created_at=now,
+            )
+        )  # fmt: skip
+        channel_id = int(added.inserted_primary_key[0])  # type: ignore[index]
+        for address, name in (("491700001", "Jo"), ("491700002", None)):
+            await conn.execute(
+                contacts.insert().values(
+                    workspace_id=tenant.workspace_id, channel_id=channel_id, address=address,
+                    name=name, attributes={}, tags=[], status="subscribed", blocked=False,
+                    created_at=now, updated_at=now,
+                )
+            )  # fmt: skip
+    await templates.store_synced(
+        runtime.db, workspace_id=tenant.workspace_id, channel_id=channel_id,
+        found=[{"name": "news_update", "language": "de", "status": "APPROVED",
+                "components": [{"type": "BODY", "text": "Hallo {{1}}, heute: {{2}}"}]}],
+    )  # fmt: skip
+    editor = await console(Role.EDITOR)
+    chosen = form(tenant, channel_id=str(channel_id), template="news_update|de", text="",
+                  parameters="{{ contact.name }}\nSonne")  # fmt: skip
+    review = await editor.post("/broadcasts/review", chosen)
+    assert review.status_code == 422 and "Send to" not in review.text
+    assert error_of(review, "template").startswith(
+        "For 491700002 the text cannot be personalized: body_parameters[1] is empty"
+    )
+    fine = {**chosen, "parameters": "{{ contact.name | default('du', true) }}\nSonne"}
+    assert "Send to 2 subscribers now?" in (await editor.post("/broadcasts/review", fine)).text
