@@ -109,6 +109,11 @@ def test_errors_are_messages_not_tracebacks(env: Path) -> None:
             ("channel", "add", "-w", "zeitung", "--name", "X", "--kind", "fax"),
             "unknown channel kind",
         ),
+        (  # where requests go is the operator's setting, never a channel's
+            ("channel", "add", "-w", "zeitung", "--name", "X", "--kind", "whatsapp")
+            + ("--config", "api_base_url=http://127.0.0.1:5432"),
+            "RUNDFUNK_WHATSAPP_API_BASE_URL",
+        ),
         (
             ("broadcast", "send", "-w", "zeitung", "--channel", "99", "--text", "Hi"),
             "no channel 99",

@@ -29,9 +29,12 @@ WHATSAPP_FIELDS = (
     "api_version",
 )
 WHATSAPP_SECRETS = ("access_token", "app_secret", "verify_token")
+# Not on the form (the operator's settings), read only to refuse them with the reason.
+OPERATOR_FIELDS = ("api_base_url",)
 FORM_FIELDS = (
     *dict.fromkeys((*SANDBOX_FIELDS, *WHATSAPP_FIELDS)),
     *WHATSAPP_SECRETS,
+    *OPERATOR_FIELDS,
     *(f"kw_{name}" for name in KEYWORD_LISTS),
 )
 _CONFIG_KEY = re.compile(r"^(?:settings: )?(?:config\.)?(\w+)(?:\.(\w+))?:? ")
@@ -77,6 +80,8 @@ def whatsapp_config(form: Mapping[str, str], *, creating: bool) -> dict[str, Any
             config[key] = value
         elif creating and key in {"phone_number_id", "waba_id", "access_token", "app_secret"}:
             config[key] = ""  # refused by the service, next to this field
+    if form.get("api_base_url", "").strip():  # the operator's setting: refused, with why
+        config["api_base_url"] = form["api_base_url"].strip()
     display = form.get("display_phone_number", "").strip()
     if display or not creating:
         config["display_phone_number"] = display or None
@@ -98,7 +103,7 @@ def errors_for(exc: ServiceError) -> dict[str, str]:
             field = f"kw_{both.group(1)}"
         elif match and match.group(1) == "keywords" and match.group(2) in KEYWORD_LISTS:
             field = f"kw_{match.group(2)}"
-        elif match and match.group(1) in FORM_FIELDS:
+        elif match and match.group(1) in FORM_FIELDS and match.group(1) not in OPERATOR_FIELDS:
             field = match.group(1)
         elif exc.message.startswith("name "):
             field = "name"
