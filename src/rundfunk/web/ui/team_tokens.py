@@ -15,7 +15,7 @@ from rundfunk.services import api_tokens
 from rundfunk.services.errors import Forbidden, NotFound, ServiceError
 from rundfunk.web.deps import RuntimeDep
 from rundfunk.web.ui.i18n import N_
-from rundfunk.web.ui.render import redirect
+from rundfunk.web.ui.render import errors_of, redirect
 from rundfunk.web.ui.session import AdminDep
 from rundfunk.web.ui.team import _team_page
 
@@ -26,9 +26,13 @@ Text = Annotated[str, Form()]
 
 def _form_errors(exc: ServiceError) -> dict[str, str]:
     """A refusal next to the token form's own fields (the invitation form has a name too)."""
-    if exc.field in {"name", "role"}:
-        return {f"token_{exc.field}": exc.message}
-    return {"_": exc.message}
+    return {f"token_{k}" if k in {"name", "role"} else k: v for k, v in errors_of(exc).items()}
+
+
+def _section_error(exc: ServiceError) -> dict[str, str]:
+    """A refusal of a row's button, shown above the tokens table."""
+    [message] = errors_of(exc).values()
+    return {"_": message}
 
 
 def _status(exc: ServiceError) -> int:
@@ -71,7 +75,7 @@ async def rotate(
         raise
     except ServiceError as exc:
         return await _team_page(
-            request, member, runtime, token_errors={"_": exc.message}, status=_status(exc)
+            request, member, runtime, token_errors=_section_error(exc), status=_status(exc)
         )
     return await _team_page(request, member, runtime, new_token=made)
 
@@ -86,6 +90,6 @@ async def revoke(
         raise
     except ServiceError as exc:
         return await _team_page(
-            request, member, runtime, token_errors={"_": exc.message}, status=_status(exc)
+            request, member, runtime, token_errors=_section_error(exc), status=_status(exc)
         )
     return redirect(request, "/team#api-tokens", flash=N_("The token is revoked."))
