@@ -11,12 +11,26 @@ from typing import Any
 import httpx
 import pytest
 
+from rundfunk.channels.base import InboundMessage
+from rundfunk.db.types import utcnow
+from rundfunk.services import dead_letters
 from rundfunk.services.actors import Role
 from rundfunk.web.app import create_app
 
 
+async def _dead_letter(client: httpx.AsyncClient, runtime: Any, tenant: Any) -> int:
+    """A webhook item of ``tenant``'s channel that could not be applied."""
+    item = InboundMessage(address="4909", provider_message_id="in-dead-1", timestamp=utcnow())
+    async with runtime.db.write() as conn:
+        await dead_letters.record(
+            conn, channel_id=tenant.channel_id, event=item, error=ValueError("refused")
+        )
+    listed = await client.get("/api/v1/webhooks/failed", headers=tenant.auth())
+    return int(listed.json()["items"][0]["id"])
+
+
 @pytest.fixture
-async def world(client: httpx.AsyncClient, make_tenant, phone) -> dict[str, Any]:
+async def world(client: httpx.AsyncClient, make_tenant, phone, runtime) -> dict[str, Any]:
     """Workspace A with one of everything, and an empty workspace B."""
     a = await make_tenant("alpha")
     b = await make_tenant("beta")
@@ -42,6 +56,7 @@ async def world(client: httpx.AsyncClient, make_tenant, phone) -> dict[str, Any]
         "broadcast": broadcast["id"],
         "a_member": a.member_ids[Role.AGENT],
         "b_conversation": b_conversation["conversation_id"],
+        "dead_letter": await _dead_letter(client, runtime, a),
     }
 
 
@@ -98,6 +113,8 @@ def by_id_cases(w: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None
         ),
         # B's broadcast on A's channel.
         ("POST", "/api/v1/broadcasts", {"channel_id": ch, "text": "hijack"}),
+        ("POST", f"/api/v1/webhooks/failed/{w['dead_letter']}/retry", None),
+        ("DELETE", f"/api/v1/webhooks/failed/{w['dead_letter']}", None),
     ]
 
 
@@ -116,6 +133,8 @@ def list_cases(w: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         ("GET", "/api/v1/conversations", {"channel_id": ch}),
         ("GET", "/api/v1/members", {}),
         ("GET", "/api/v1/audit", {}),
+        ("GET", "/api/v1/webhooks/failed", {}),
+        ("GET", "/api/v1/webhooks/failed", {"channel_id": ch}),
     ]
 
 
@@ -152,6 +171,8 @@ async def test_a_sees_nothing_changed_by_b(client: httpx.AsyncClient, world) -> 
     assert [m["text"] for m in messages] == ["hello from A"]
     contact = await client.get(f"/api/v1/contacts/{world['contact']}", headers=auth)
     assert contact.status_code == 200 and contact.json()["consent_history"]
+    failed = (await client.get("/api/v1/webhooks/failed", headers=auth)).json()["items"]
+    assert [item["id"] for item in failed] == [world["dead_letter"]]
 
 
 async def test_b_lists_none_of_as_rows(client: httpx.AsyncClient, world) -> None:
@@ -162,6 +183,7 @@ async def test_b_lists_none_of_as_rows(client: httpx.AsyncClient, world) -> None
         "/api/v1/broadcasts": {world["broadcast"]},
         "/api/v1/conversations": {world["conversation"]},
         "/api/v1/members": set(world["a"].member_ids.values()),
+        "/api/v1/webhooks/failed": {world["dead_letter"]},
     }
     # A's audit entries (channel, topic, broadcast created): if the log were not scoped,
     # A's own listing would hold B's entries too and B's would overlap it.
@@ -201,12 +223,14 @@ def test_every_api_route_has_an_isolation_case(settings, runtime) -> None:
         "conversation": 4,
         "a_member": 5,
         "b_conversation": 6,
+        "dead_letter": 7,
     }
     covered = set(OWN_WORKSPACE)
     templates = {
         str(fake[k]): f"{{{k}_id}}" for k in ("channel", "contact", "broadcast", "conversation")
     }
     templates[str(fake["b_conversation"])] = "{conversation_id}"
+    templates[str(fake["dead_letter"])] = "{dead_letter_id}"
     templates["qr.png"] = templates["qr.svg"] = "qr.{fmt}"
     for method, path, _ in by_id_cases(fake):
         parts = [templates.get(part, part) for part in path.split("/")]
