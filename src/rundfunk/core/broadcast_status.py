@@ -1,7 +1,8 @@
 """The life of a broadcast: its states, the moves between them, and how it ends.
 
 draft → scheduled → sending → done | failed, with paused (and back to sending) and
-cancelled from anywhere not finished. A broadcast ends ``failed`` when none of its
+cancelled from anywhere not finished; a scheduled broadcast the review refuses at its
+time is failed without a send. A broadcast ends ``failed`` when none of its
 deliveries reached the platform and at least one failed: every copy was refused
 (a text that cannot be personalized, a template the platform rejects), which a green
 "done" would hide. A late receipt proving one copy arrived makes it ``done``.
@@ -26,7 +27,8 @@ class BroadcastStatus(StrEnum):
 S = BroadcastStatus
 TRANSITIONS: Final[dict[BroadcastStatus, frozenset[BroadcastStatus]]] = {
     S.DRAFT: frozenset({S.SCHEDULED, S.SENDING, S.CANCELLED}),
-    S.SCHEDULED: frozenset({S.SENDING, S.CANCELLED}),
+    # Failed without a send: the review refused it at its time (it cannot be edited).
+    S.SCHEDULED: frozenset({S.SENDING, S.FAILED, S.CANCELLED}),
     S.SENDING: frozenset({S.PAUSED, S.DONE, S.FAILED, S.CANCELLED}),
     S.PAUSED: frozenset({S.SENDING, S.CANCELLED}),
     # A delivery that goes back to the queue (a retry tomorrow) reopens a finished
