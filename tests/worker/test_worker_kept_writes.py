@@ -1,10 +1,12 @@
 """A live worker never forgets what it sent: outcomes whose write fails are kept and
 written again once the database takes them, and nothing new is claimed meanwhile.
 
-The database itself refuses the writes here (a trigger that fails every update of a
-delivery to ``sent``, on the engine under test), while claims still work: the state of
-a database that is restarting or failing over. The platform is a small in-memory fake
-that accepts every send (what a real one does while our database is down).
+The database itself fails the writes here, with a trigger on every update of a
+delivery to ``sent``, while claims still work: answering PostgreSQL's own "starting
+up" error (SQLSTATE 57P03), the state of a database that is restarting; or refusing
+one row for what it holds (both engines), which must not stop the worker. The
+platform is a small in-memory fake that accepts every send (what a real one does
+while our database is down).
 ``tests/e2e/test_e2e_outage.py`` does the same with PostgreSQL really stopped.
 """
 
@@ -12,15 +14,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
+import pytest
 from sqlalchemy import func, select, text
 
 from rundfunk.channels.base import InboundEvent, OutboundMessage, SendResult
 from rundfunk.core.ratelimit import Rate
 from rundfunk.db.tables import deliveries
 from rundfunk.worker.dispatcher import Dispatcher
-from service_world import World, running, wait_until
+from service_world import World, _open_world, running, wait_until
 
 CHUNK = 8
 PEOPLE = 24
@@ -49,32 +52,44 @@ class _Accepting:
         return None
 
 
-_REFUSE = {
-    "sqlite": [
-        "CREATE TRIGGER refuse_outcomes BEFORE UPDATE OF status ON deliveries "
-        "WHEN NEW.status = 'sent' BEGIN SELECT RAISE(ABORT, 'outcomes refused'); END"
-    ],
-    "postgresql": [
-        "CREATE FUNCTION refuse_outcomes() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'outcomes refused'; END $$",
-        "CREATE TRIGGER refuse_outcomes BEFORE UPDATE ON deliveries FOR EACH ROW "
-        "WHEN (NEW.status = 'sent') EXECUTE FUNCTION refuse_outcomes()",
-    ],
-}
-_ACCEPT = {
-    "sqlite": ["DROP TRIGGER refuse_outcomes"],
-    "postgresql": [
-        "DROP TRIGGER refuse_outcomes ON deliveries",
-        "DROP FUNCTION refuse_outcomes()",
-    ],
-}
+# PostgreSQL's own answer while it starts up or shuts down (SQLSTATE 57P03).
+_RESTARTING = [
+    "CREATE FUNCTION refuse_outcomes() RETURNS trigger LANGUAGE plpgsql AS "
+    "$$ BEGIN RAISE EXCEPTION 'the database system is starting up' USING ERRCODE = '57P03'; "
+    "END $$",
+    "CREATE TRIGGER refuse_outcomes BEFORE UPDATE ON deliveries FOR EACH ROW "
+    "WHEN (NEW.status = 'sent') EXECUTE FUNCTION refuse_outcomes()",
+]
+_BACK = ["DROP TRIGGER refuse_outcomes ON deliveries", "DROP FUNCTION refuse_outcomes()"]
 
 
-async def _ddl(world: World, statements: dict[str, list[str]]) -> None:
-    engine = "sqlite" if world.db.is_sqlite else "postgresql"
+def _refuse_one(world: World, delivery_id: int) -> list[str]:
+    """A write the database refuses for what it says (not an outage), for one row."""
+    if world.db.is_sqlite:
+        return [
+            "CREATE TRIGGER refuse_one BEFORE UPDATE OF status ON deliveries WHEN "
+            f"NEW.status = 'sent' AND OLD.id = {delivery_id} "
+            "BEGIN SELECT RAISE(ABORT, 'value too long'); END"
+        ]
+    return [
+        "CREATE FUNCTION refuse_one() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'value too long' USING ERRCODE = '22001'; END $$",
+        "CREATE TRIGGER refuse_one BEFORE UPDATE ON deliveries FOR EACH ROW "
+        f"WHEN (NEW.status = 'sent' AND OLD.id = {delivery_id}) EXECUTE FUNCTION refuse_one()",
+    ]
+
+
+async def _ddl(world: World, statements: list[str]) -> None:
     async with world.db.write() as conn:
-        for statement in statements[engine]:
+        for statement in statements:
             await conn.execute(text(statement))
+
+
+@pytest.fixture
+async def pg_world(postgres_url: str) -> AsyncIterator[World]:
+    """The world on PostgreSQL whatever the engine (its restart error is PostgreSQL's)."""
+    async with _open_world(postgres_url) as opened:
+        yield opened
 
 
 async def _count(world: World, broadcast_id: int, status: str) -> int:
@@ -93,11 +108,12 @@ async def _setup(world: World) -> tuple[_Accepting, int]:
     return platform, await world.send("News")
 
 
-async def test_outcomes_the_database_refused_are_written_once_it_takes_them(
-    world: World,
+async def test_outcomes_kept_through_a_restart_are_written_once_the_database_is_back(
+    pg_world: World,
 ) -> None:
+    world = pg_world
     platform, broadcast_id = await _setup(world)
-    await _ddl(world, _REFUSE)
+    await _ddl(world, _RESTARTING)
     dispatcher = world.dispatcher(chunk_size=CHUNK)
 
     async with running(dispatcher):
@@ -110,7 +126,7 @@ async def test_outcomes_the_database_refused_are_written_once_it_takes_them(
         assert await _count(world, broadcast_id, "queued") == PEOPLE - sent_then
         assert dispatcher.sent == 0
 
-        await _ddl(world, _ACCEPT)  # the database is back
+        await _ddl(world, _BACK)  # the database is back
         await wait_until(lambda: world.is_done(broadcast_id), what="broadcast done")
 
     assert sorted(platform.copies.values()) == [1] * PEOPLE
@@ -125,12 +141,15 @@ async def _kept(dispatcher: Dispatcher) -> bool:
     return dispatcher.kept.kept > 0
 
 
-async def test_a_stopping_worker_gives_up_kept_outcomes_after_its_grace(world: World) -> None:
+async def test_a_stopping_worker_gives_up_kept_outcomes_after_its_grace(
+    pg_world: World,
+) -> None:
     """Stopped while the database still refuses: the worker leaves after ``stop_grace``
     instead of hanging, and its rows stay ``sending`` for the callbacks and the settle
     time, as a dead worker's."""
+    world = pg_world
     platform, broadcast_id = await _setup(world)
-    await _ddl(world, _REFUSE)
+    await _ddl(world, _RESTARTING)
     dispatcher = world.dispatcher(chunk_size=CHUNK)
     dispatcher.kept.stop_grace = 0.2
 
@@ -139,4 +158,27 @@ async def test_a_stopping_worker_gives_up_kept_outcomes_after_its_grace(world: W
     # ``running`` returned: the loop stopped within its grace.
     assert dispatcher.kept.given_up >= 1 and dispatcher.kept.kept == 0
     assert await _count(world, broadcast_id, "sending") == platform.copies.total() > 0
-    await _ddl(world, _ACCEPT)
+    await _ddl(world, _BACK)
+
+
+async def test_an_outcome_the_database_refuses_costs_only_its_own_row(world: World) -> None:
+    """Not an outage: waiting would never end. The chunk is recorded one by one, the bad
+    row is left to its callback and the settle time, and the worker goes on."""
+    platform, broadcast_id = await _setup(world)
+    bad = (await world.deliveries_of(broadcast_id))[3].id
+    await _ddl(world, _refuse_one(world, bad))
+    dispatcher = world.dispatcher(chunk_size=CHUNK)
+
+    async with running(dispatcher):
+        await wait_until(
+            lambda: _count_is(world, broadcast_id, "sent", PEOPLE - 1), what="the rest sent"
+        )
+
+    assert sorted(platform.copies.values()) == [1] * PEOPLE
+    rows = {row.id: row for row in await world.deliveries_of(broadcast_id)}
+    assert rows[bad].status == "sending"  # its status callback or the settle time decides
+    assert dispatcher.kept.refused >= 1 and dispatcher.kept.kept == 0
+
+
+async def _count_is(world: World, broadcast_id: int, status: str, expected: int) -> bool:
+    return await _count(world, broadcast_id, status) == expected

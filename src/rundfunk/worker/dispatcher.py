@@ -32,11 +32,11 @@ from rundfunk.db.broadcast_signals import parse_payload
 from rundfunk.db.session import Database
 from rundfunk.services import dispatch
 from rundfunk.services.dispatch import SendJob, SendOutcome
-from rundfunk.services.outcomes import RetryPolicy, record
+from rundfunk.services.outcomes import RetryPolicy
 from rundfunk.services.registry import ChannelRegistry
 from rundfunk.worker.broadcast_states import BroadcastStates
 from rundfunk.worker.consent import ConsentGate
-from rundfunk.worker.kept_writes import KeptWrites
+from rundfunk.worker.kept_writes import KeptWrites, record_kept
 from rundfunk.worker.limiter import InProcessLimiter, PairGuard, SenderLimiter
 
 log = logging.getLogger(__name__)
@@ -169,20 +169,22 @@ class Dispatcher:
         results = await asyncio.gather(*(self._send(job, claimed) for job in jobs))
         outcomes = [o for o in results if not o.released]
         unsent = [o.job for o in results if o.released]
-        if unsent:  # (given up on stop: their leases run out, the scheduler requeues them)
-            released = await self.kept.write(
-                f"releasing {len(unsent)} unsent jobs",
-                lambda: dispatch.release(self.db, unsent),
-                self._stop,
-            )
+        if unsent:  # (given up or refused: their leases run out, the scheduler requeues them)
+            try:
+                released = await self.kept.write(
+                    f"releasing {len(unsent)} unsent jobs",
+                    lambda: dispatch.release(self.db, unsent),
+                    self._stop,
+                )
+            except Exception:
+                log.exception("releasing %d unsent jobs failed", len(unsent))
+                released = 0
             self.released += released or 0
         if not outcomes:
             return
         # The database down or restarting: kept, and written once it is back.
-        result = await self.kept.write(
-            f"recording {len(outcomes)} outcomes",
-            lambda: record(self.db, outcomes, policy=self.policy),
-            self._stop,
+        result = await record_kept(
+            self.kept, self.db, outcomes, policy=self.policy, stop=self._stop
         )
         if result is None:  # given up on stop: the status callbacks and settle time decide
             return

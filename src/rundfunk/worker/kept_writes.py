@@ -13,6 +13,12 @@ return, long before any settle time), and while one is kept the dispatcher claim
 nothing new (``caught_up``). Only a dead worker's sends are left to the status
 callbacks and the settle time.
 
+Only an outage is waited out (``db.reachability``). A write the database refuses for
+what it says (a value a column cannot hold, a bug) fails the same way every time:
+after ``refused_tries`` it raises, and ``record_kept`` then writes the chunk's outcomes
+one by one, so one bad outcome costs only its own row (left to its callback and the
+settle time) and the worker goes on.
+
 Writing late is safe: outcomes are written only to rows still in flight under the
 claim they belong to (``services.outcomes``), so a row that a status webhook settled,
 the settle time requeued or another claim took keeps its newer state. A commit whose
@@ -27,8 +33,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
+
+from rundfunk.db.reachability import unreachable
+from rundfunk.db.session import Database
+from rundfunk.services.dispatch import SendOutcome
+from rundfunk.services.outcomes import RecordResult, RetryPolicy, record
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +48,8 @@ T = TypeVar("T")
 FIRST_RETRY_S = 0.05
 MAX_RETRY_S = 0.5
 STOP_GRACE_S = 10.0
-LOG_EVERY = 10  # tries between two "still failing" lines (about ten seconds)
+REFUSED_TRIES = 3  # a deadlock or a serialization failure gets another go
+LOG_EVERY = 20  # tries between two "still failing" lines (about ten seconds)
 
 
 class KeptWrites:
@@ -49,13 +61,18 @@ class KeptWrites:
         first_retry: float = FIRST_RETRY_S,
         max_retry: float = MAX_RETRY_S,
         stop_grace: float = STOP_GRACE_S,
+        refused_tries: int = REFUSED_TRIES,
+        is_outage: Callable[[BaseException], bool] = unreachable,
     ) -> None:
         self.first_retry = first_retry
         self.max_retry = max_retry
         self.stop_grace = stop_grace
+        self.refused_tries = refused_tries
+        self.is_outage = is_outage
         self.kept = 0  # writes waiting for the database now
         self.written_late = 0  # writes that failed at first and went through later
         self.given_up = 0  # writes abandoned on stop
+        self.refused = 0  # writes the database refused (not an outage)
         self._caught_up = asyncio.Event()
         self._caught_up.set()
 
@@ -67,10 +84,16 @@ class KeptWrites:
         self, what: str, attempt: Callable[[], Awaitable[T]], stop: asyncio.Event
     ) -> T | None:
         """``attempt()``'s result once it succeeds; None when ``stop`` came and the write
-        still failed ``stop_grace`` seconds later. ``what`` names it in the log."""
+        still failed ``stop_grace`` seconds later. Raises the error of a write the
+        database refused ``refused_tries`` times (not an outage). ``what`` names it in
+        the log."""
         try:
             return await attempt()
-        except Exception:
+        except Exception as exc:
+            refusals = 0 if self.is_outage(exc) else 1
+            if refusals >= self.refused_tries:
+                self.refused += 1
+                raise
             log.exception("%s failed; kept, and tried again until the database takes it", what)
         self.kept += 1
         self._caught_up.clear()
@@ -86,6 +109,11 @@ class KeptWrites:
                 try:
                     result = await attempt()
                 except Exception as exc:
+                    if not self.is_outage(exc):
+                        refusals += 1
+                        if refusals >= self.refused_tries:
+                            self.refused += 1
+                            raise
                     if stop.is_set():
                         if give_up_at is None:
                             give_up_at = loop.time() + self.stop_grace
@@ -117,3 +145,46 @@ class KeptWrites:
             self.kept -= 1
             if not self.kept:
                 self._caught_up.set()
+
+
+async def record_kept(
+    kept: KeptWrites,
+    db: Database,
+    outcomes: Sequence[SendOutcome],
+    *,
+    policy: RetryPolicy,
+    stop: asyncio.Event,
+) -> RecordResult | None:
+    """Record a chunk's outcomes through ``kept``; when the database refuses the chunk,
+    one by one (a bad outcome is logged and left to its callback and the settle time).
+    None: given up on stop."""
+    try:
+        return await kept.write(
+            f"recording {len(outcomes)} outcomes",
+            lambda: record(db, outcomes, policy=policy),
+            stop,
+        )
+    except Exception:
+        log.exception("recording %d outcomes was refused; recording them one by one", len(outcomes))
+
+    def alone(outcome: SendOutcome) -> Callable[[], Awaitable[RecordResult]]:
+        return lambda: record(db, [outcome], policy=policy)
+
+    merged = RecordResult()
+    for outcome in outcomes:
+        try:
+            one = await kept.write(
+                f"recording the outcome of {outcome.job.callback_data}", alone(outcome), stop
+            )
+        except Exception:
+            log.exception(
+                "the outcome of %s cannot be recorded; its status callback or the settle "
+                "time decides it",
+                outcome.job.callback_data,
+            )
+            continue
+        if one is None:
+            return None
+        merged.paused_broadcasts.extend(one.paused_broadcasts)
+        merged.disabled_channels.extend(one.disabled_channels)
+    return merged
