@@ -18,6 +18,7 @@ from rundfunk.db.tables import api_tokens, members, workspaces
 from rundfunk.db.types import utcnow
 from rundfunk.services import audit
 from rundfunk.services.actors import Actor, Role
+from rundfunk.services.api_tokens import authenticate
 from rundfunk.services.errors import Conflict, Invalid, NotFound
 from rundfunk.services.secrets import hash_api_token, hash_password, new_api_token
 
@@ -248,24 +249,5 @@ async def create_token(
 
 async def actor_for_token(db: Database, token: str) -> Actor | None:
     """The actor a bearer token stands for, or None when unknown or revoked."""
-    async with db.read() as conn:
-        row = (
-            await conn.execute(
-                select(
-                    api_tokens.c.id,
-                    api_tokens.c.workspace_id,
-                    api_tokens.c.role,
-                    api_tokens.c.member_id,
-                )
-                .where(api_tokens.c.token_hash == hash_api_token(token))
-                .where(api_tokens.c.revoked_at.is_(None))
-            )
-        ).first()
-    if row is None:
-        return None
-    return Actor(
-        workspace_id=row.workspace_id,
-        role=Role(row.role),
-        label=f"token:{row.id}",
-        member_id=row.member_id,
-    )
+    found = await authenticate(db, token)
+    return None if found is None else found.actor
