@@ -6,12 +6,15 @@ works for that one and fails for everyone without a name; ``{{ contact.attribute
 comes out empty for everyone without a city. So before the confirmation, and again when a
 broadcast starts (API, CLI, console, the scheduler), the message is rendered exactly as the
 dispatcher will render it (``content.outbound``) for the first and the last
-``SAMPLE_EACH`` recipients and for up to ``SAMPLE_EACH`` recipients lacking each field the
-text reads (no name, no language, no such attribute or an empty one) and, for a text
-that reads attributes, the ``SAMPLE_EACH`` with the longest ones. The send is refused
-when any of them fails to render, comes out empty (after stripping) or is longer than the
-channel takes (``content.text_limit``). At most a few hundred renders of a compiled
-template: milliseconds, whatever the audience's size.
+``SAMPLE_EACH`` recipients, for up to ``SAMPLE_EACH`` lacking a field (no name, no
+attributes; of the fields the text reads, no language, no such attribute or an empty
+one) and, for a text that reads attributes, the ``SAMPLE_EACH`` with the longest ones.
+The send is refused when any of them fails to render, comes out empty (after
+stripping) or is longer than the channel takes (``content.text_limit``). At most a few
+hundred renders of a compiled template; the look-ups cost about a count of the audience
+each (see ``sample_audience``). A sample is not everyone: a copy that still fails (a
+field emptied after the start) fails alone, never goes out empty, and a broadcast whose
+every copy failed ends ``failed``.
 """
 
 from __future__ import annotations
@@ -167,21 +170,26 @@ async def sample_audience(
     """The recipients the review renders for, as the dispatcher sees a contact: the first
     and last ``SAMPLE_EACH``, and up to ``SAMPLE_EACH`` lacking each field ``sources`` read."""
     audience = audience_filter(channel_id, list(topic_ids))
-    conditions: list[ColumnElement[bool]] = [
-        contacts.c.name.is_(None),
-        contacts.c.language.is_(None),
-        # No attributes at all (``{}`` or a JSON null).
-        or_(
-            contacts.c.attributes.is_(None),
-            func.coalesce(cast(contacts.c.attributes, String), "null").in_(("{}", "null")),
-        ),
-    ]
     fields: set[tuple[str, ...]] = set()
     for source in sources:
         try:
             fields |= personalize.contact_fields(source)
         except Exception:  # noqa: BLE001 - a text that does not parse fails its render anyway
             continue
+    # Each look-up that finds fewer than SAMPLE_EACH scans the channel's audience, about
+    # as long as counting it (225-315 ms against 184 ms for the count, 100,000 contacts,
+    # SQLite, a busy 2-core machine), so only the fields that matter: no name and no
+    # attributes always, the others when the text reads them.
+    conditions: list[ColumnElement[bool]] = [
+        contacts.c.name.is_(None),
+        # No attributes at all (``{}`` or a JSON null).
+        or_(
+            contacts.c.attributes.is_(None),
+            func.coalesce(cast(contacts.c.attributes, String), "null").in_(("{}", "null")),
+        ),
+    ]
+    if ("language",) in fields:
+        conditions.append(contacts.c.language.is_(None))
     keys = sorted(f[1] for f in fields if len(f) == 2 and f[0] == "attributes" and _KEY.match(f[1]))
     for key in keys[:MAX_FIELDS]:
         value = contacts.c.attributes[key].as_string()

@@ -292,6 +292,24 @@ async def check_compose(
     return size
 
 
+async def review_broadcast(db: Database, *, actor: Actor, broadcast_id: int) -> int:
+    """The review a saved draft's send will run (``broadcast_review``), without writing:
+    ``RenderRefused`` with the reason, else how many recipients were checked."""
+    actor.require(Role.EDITOR)
+    async with db.read() as conn:
+        row = await owned(conn, actor, broadcast_id)
+        return await check_audience_renders(
+            conn,
+            workspace_id=actor.workspace_id,
+            channel_id=row.channel_id,
+            kind=await _channel_kind(conn, actor, row.channel_id),
+            topic_ids=list(row.topic_ids),
+            text=row.text,
+            media_url=row.media_url,
+            content=row.content,
+        )
+
+
 async def creator_names(db: Database, *, actor: Actor, labels: Sequence[str]) -> dict[str, str]:
     """Display names for ``created_by`` labels like ``member:3`` (names only, no e-mail)."""
     ids = {int(label[7:]) for label in labels if re.fullmatch(r"member:\d+", label)}

@@ -10,6 +10,7 @@ import html
 import re
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 from sqlalchemy import select, update
@@ -223,3 +224,33 @@ async def test_a_whatsapp_template_parameter_empty_for_someone_is_refused(
     )
     fine = {**chosen, "parameters": "{{ contact.name | default('du', true) }}\nSonne"}
     assert "Send to 2 subscribers now?" in (await editor.post("/broadcasts/review", fine)).text
+
+
+async def test_a_saved_drafts_confirmation_runs_the_review_too(
+    console: Any, client: httpx.AsyncClient, tenant: Any, phone: Any
+) -> None:
+    """A draft made through the API when everyone had a name; then a nameless one joined."""
+    await phone(tenant.channel_id, "4901", "START", name="Anna")
+    created = await client.post(
+        "/api/v1/broadcasts",
+        json={"channel_id": tenant.channel_id, "text": UPPER},
+        headers=tenant.auth(),
+    )
+    assert created.status_code == 201, created.text
+    await phone(tenant.channel_id, "4902", "START")
+    base = f"/broadcasts/{created.json()['id']}"
+    editor = await console(Role.EDITOR)
+    page = await editor.get(base + "/confirm")
+    assert "Send to" not in page.text and "This broadcast cannot be sent as it is." in page.text
+    reason = re.search(r'id="refused"[^>]*>(.*?)</p>', page.text, re.S)
+    assert reason and html.unescape(reason.group(1)).startswith(
+        "For 4902 the text cannot be personalized: 'None' has no attribute 'upper'"
+    )
+    assert re.search(r'id="confirm-send" disabled', page.text)
+    sent = await editor.post(base + "/send")  # posted anyway: refused, with the reason
+    assert sent.status_code == 303
+    assert "For 4902 the text cannot be personalized" in unquote(
+        sent.headers.get("set-cookie", "")
+    )
+    shown = await client.get(f"/api/v1{base}", headers=tenant.auth())
+    assert shown.json()["status"] == "draft"

@@ -17,10 +17,12 @@ from fastapi.responses import HTMLResponse, Response
 from rundfunk.services import broadcast_views as views
 from rundfunk.services import broadcasts as service
 from rundfunk.services import channels, topics
+from rundfunk.services.broadcast_review import RenderRefused
 from rundfunk.services.errors import Conflict, ServiceError
 from rundfunk.services.sessions import SessionMember
 from rundfunk.web.deps import DatabaseDep, RuntimeDep
 from rundfunk.web.ui import broadcast_compose
+from rundfunk.web.ui.broadcast_compose import refusal
 from rundfunk.web.ui.i18n import N_
 from rundfunk.web.ui.live import stream
 from rundfunk.web.ui.render import page, redirect
@@ -205,6 +207,12 @@ async def confirm(
         db, actor=member.actor, channel_id=broadcast["channel_id"],
         topic_keys=broadcast["topic_keys"],
     )  # fmt: skip
+    refused = ""
+    try:  # the review its send will run: no "Send now" for a message that would fail
+        if count:
+            await views.review_broadcast(db, actor=member.actor, broadcast_id=broadcast_id)
+    except RenderRefused as exc:
+        refused = refusal(member, exc.problem)
     channel_names, topic_names = await _names(db, member)
     return page(
         request,
@@ -212,6 +220,7 @@ async def confirm(
         member=member,
         broadcast=broadcast,
         count=count,
+        refused=refused,
         channel_name=channel_names.get(broadcast["channel_id"], ""),
         topic_names=topic_names,
     )
@@ -232,6 +241,8 @@ async def _act(
         await action(runtime.db, actor=member.actor, broadcast_id=broadcast_id)
     except Conflict:
         return redirect(request, url, flash=MOVED_ON)
+    except RenderRefused as exc:  # the review refused it: say why, in the member's language
+        return redirect(request, url, flash=refusal(member, exc.problem))
     except ServiceError as exc:
         if exc.code == "not_found":
             raise
