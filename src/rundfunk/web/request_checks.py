@@ -7,7 +7,10 @@ reach the services and end in a 500. ``storable_request`` is a dependency of the
 app (``create_app`` passes it to ``FastAPI(dependencies=...)``), so it runs before every
 route, the API's, the console's, the sandbox's and those added later alike, and checks:
 
-- every path parameter and every query parameter (``?search=%00``);
+- every path parameter and every query parameter (``?search=%00``), none longer than
+  ``MAX_PARAM_CHARS``, and every integer one (declared ``int``) within 64 bits: the
+  console's ids and cursors are refused beyond 2^63 - 1 like the API's, which bound
+  theirs to 1..2^63 - 1 themselves (``web.api.fields.PathId``);
 - the JSON body of a route that declares one, every string in it, keys included
   (``body.config.<key>``), however deeply nested;
 - the fields of a form (``application/x-www-form-urlencoded`` or ``multipart/form-data``:
@@ -19,16 +22,23 @@ cleaned item by item when applied (``services.webhook_inbox``).
 
 from __future__ import annotations
 
+import re
+import types
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Union, get_args, get_origin
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.datastructures import UploadFile
 
+from rundfunk.db.types import MAX_ID
+
 NUL = "must not contain a NUL character (U+0000)"
 SURROGATE = "must not contain a lone surrogate (U+D800 to U+DFFF); it is not Unicode text"
+MAX_PARAM_CHARS = 8192
+BEYOND_64_BITS = f"must be an integer from {-MAX_ID - 1} to {MAX_ID} (64 bits)"
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
 _MAX_REPORTED = 10
 _SKIPPED_PREFIXES = ("/webhooks/",)
 _FORMS = ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -67,13 +77,67 @@ def _walk(value: Any, location: tuple[str, ...]) -> Iterator[tuple[tuple[str, ..
             yield from _walk(item, (*location, str(index)))
 
 
+def _is_int(annotation: Any) -> bool:
+    if annotation is int:
+        return True
+    if get_origin(annotation) in (Union, types.UnionType):
+        return int in get_args(annotation)
+    return False
+
+
+# Per route: the names of its integer path and query parameters (dependencies included).
+_INT_PARAMS: dict[int, tuple[APIRoute, frozenset[tuple[str, str]]]] = {}
+
+
+def _int_params(route: APIRoute) -> frozenset[tuple[str, str]]:
+    cached = _INT_PARAMS.get(id(route))
+    if cached is not None and cached[0] is route:
+        return cached[1]
+    names: set[tuple[str, str]] = set()
+    pending = [route.dependant]
+    while pending:
+        dependant = pending.pop()
+        for kind, params in (("path", dependant.path_params), ("query", dependant.query_params)):
+            names.update((kind, p.alias) for p in params if _is_int(p.field_info.annotation))
+        pending.extend(dependant.dependencies)
+    found = frozenset(names)
+    _INT_PARAMS[id(route)] = (route, found)
+    return found
+
+
+def _parameter(
+    kind: str, name: str, value: Any, integers: frozenset[tuple[str, str]]
+) -> Iterator[tuple[tuple[str, ...], str]]:
+    location = (kind, printable(name))
+    if isinstance(value, int):  # a path converted by {name:int}
+        if not -MAX_ID - 1 <= value <= MAX_ID:
+            yield location, BEYOND_64_BITS
+        return
+    if not isinstance(value, str):
+        return
+    yield from _walk(value, location)
+    yield from _walk(name, location)
+    if len(value) > MAX_PARAM_CHARS:
+        yield location, f"must be at most {MAX_PARAM_CHARS} characters long"
+    elif (kind, name) in integers and _INTEGER.fullmatch(value) and not _in_64_bits(value):
+        yield location, BEYOND_64_BITS
+
+
+def _in_64_bits(digits: str) -> bool:
+    # Length first: int() refuses strings of over 4,300 digits with a ValueError.
+    if len(digits.strip().lstrip("+-").lstrip("0")) > 19:
+        return False
+    return -MAX_ID - 1 <= int(digits) <= MAX_ID
+
+
 async def _problems(request: Request) -> list[tuple[tuple[str, ...], str]]:
     found: list[tuple[tuple[str, ...], str]] = []
+    route = request.scope.get("route")
+    integers = _int_params(route) if isinstance(route, APIRoute) else frozenset()
     for name, value in request.path_params.items():
-        found.extend(_walk(value, ("path", printable(name))))
+        found.extend(_parameter("path", name, value, integers))
     for name, value in request.query_params.multi_items():
-        found.extend(_walk(value, ("query", printable(name))))
-        found.extend(_walk(name, ("query", printable(name))))
+        found.extend(_parameter("query", name, value, integers))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type.startswith(_FORMS):
         # Parsed once: FastAPI's Form() parameters and the CSRF check read the same form.
