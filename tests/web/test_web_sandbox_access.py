@@ -30,7 +30,9 @@ async def remote(settings: Settings, runtime: Runtime) -> AsyncIterator[httpx.As
         yield http
 
 
-async def test_phones_refuse_other_machines(remote: httpx.AsyncClient, tenant, assert_error) -> None:
+async def test_phones_refuse_other_machines(
+    remote: httpx.AsyncClient, tenant, assert_error
+) -> None:
     url = f"/sandbox/{tenant.channel_id}/phones/4911/messages"
     for response in (await remote.get(url), await remote.post(url, json={"text": "START"})):
         assert_error(response, 403, "forbidden", "only clients on this machine",

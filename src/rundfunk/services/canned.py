@@ -38,7 +38,11 @@ def clean_code(value: str) -> str:
     if not code:
         raise Invalid("the short code must not be empty", field="short_code")
     if len(code) > MAX_CODE:
-        raise Invalid(f"the short code is longer than {MAX_CODE} characters", field="short_code")
+        raise Invalid(
+            "the short code is longer than %(max)s characters",
+            field="short_code",
+            params={"max": MAX_CODE},
+        )
     if not _CODE.fullmatch(code):
         raise Invalid(
             "the short code may hold letters a-z, digits, '-' and '_' only (like 'opening-hours')",
@@ -52,7 +56,9 @@ def clean_text(value: str) -> str:
     if not text:
         raise Invalid("the text must not be empty", field="text")
     if len(text) > MAX_TEXT:
-        raise Invalid(f"the text is longer than {MAX_TEXT} characters", field="text")
+        raise Invalid(
+            "the text is longer than %(max)s characters", field="text", params={"max": MAX_TEXT}
+        )
     return text
 
 
@@ -97,7 +103,9 @@ async def _taken(conn: AsyncConnection, actor: Actor, code: str, other_than: int
         )
     )
     if found is not None:
-        raise Conflict(f"the short code /{code} is taken already", field="short_code")
+        raise Conflict(
+            "the short code /%(code)s is taken already", field="short_code", params={"code": code}
+        )
 
 
 async def create_canned(

@@ -70,7 +70,11 @@ class NewSession:
 
 def check_password(password: str, *, field: str = "password") -> str:
     if len(password) < MIN_PASSWORD:
-        raise Invalid(f"a password needs at least {MIN_PASSWORD} characters", field=field)
+        raise Invalid(
+            "a password needs at least %(min)s characters",
+            field=field,
+            params={"min": MIN_PASSWORD},
+        )
     if len(password) > 1000:
         raise Invalid("a password can have at most 1000 characters", field=field)
     return password
@@ -114,7 +118,10 @@ async def log_in(db: Database, *, email: str, password: str, client: str) -> New
     async with db.read() as conn:
         wait = await _wait_left(conn, list(keys.values()), now)
         if wait > 0:
-            raise Throttled(f"too many failed sign-ins; try again in {int(wait) + 1} seconds")
+            raise Throttled(
+                "too many failed sign-ins; try again in %(seconds)s seconds",
+                params={"seconds": int(wait) + 1},
+            )
         rows = (
             await conn.execute(
                 select(members.c.id, members.c.password_hash)

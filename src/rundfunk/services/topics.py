@@ -29,7 +29,9 @@ def _name(name: str) -> str:
     if not name:
         raise Invalid("name must not be empty", field="name")
     if len(name) > MAX_NAME:
-        raise Invalid(f"name may have at most {MAX_NAME} characters", field="name")
+        raise Invalid(
+            "name may have at most %(max)s characters", field="name", params={"max": MAX_NAME}
+        )
     return name
 
 
@@ -53,7 +55,7 @@ async def create_topic(db: Database, *, actor: Actor, key: str, name: str) -> di
             topic_id = int(result.inserted_primary_key[0])
             await audit.record(conn, actor, "topic.create", target_type="topic", target_id=topic_id)
     except IntegrityError as exc:
-        raise Conflict(f"topic {key!r} already exists", field="key") from exc
+        raise Conflict("topic '%(key)s' already exists", field="key", params={"key": key}) from exc
     return {"id": topic_id, "key": key, "name": name}
 
 

@@ -30,7 +30,8 @@ def axe_violations(page: Any) -> list[dict[str, Any]]:
             });
             return result.violations.map((v) => ({
                 id: v.id, impact: v.impact, help: v.help,
-                nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " :: " + n.failureSummary),
+                nodes: v.nodes.slice(0, 5)
+                    .map((n) => n.target.join(" ") + " :: " + n.failureSummary),
             }));
         }"""
     )

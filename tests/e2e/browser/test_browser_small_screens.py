@@ -22,10 +22,12 @@ CONTRAST = """() => {
     return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
   let back = el.parentElement, bg = "rgb(255, 255, 255)";
   while (back) { const c = getComputedStyle(back).backgroundColor;
-    if (c !== "rgba(0, 0, 0, 0)" && c !== "transparent") { bg = c; break; } back = back.parentElement; }
+    if (c !== "rgba(0, 0, 0, 0)" && c !== "transparent") { bg = c; break; }
+    back = back.parentElement; }
   const style = getComputedStyle(el);
   const [a, b] = [lum(style.outlineColor), lum(bg)].sort((x, y) => y - x);
-  return {ratio: (a + 0.05) / (b + 0.05), width: parseFloat(style.outlineWidth), style: style.outlineStyle};
+  return {ratio: (a + 0.05) / (b + 0.05), width: parseFloat(style.outlineWidth),
+          style: style.outlineStyle};
 }"""
 
 
@@ -111,7 +113,8 @@ def test_docs_render_from_this_server_alone(browser: Any, server: Any) -> None:
     refused: list[str] = []
     page.on("console", lambda m: refused.append(m.text) if "Content Security" in m.text else None)
     page.goto("/docs")
-    page.locator(".swagger-ui .opblock-summary-path", has_text="/api/v1/broadcasts").first.wait_for()
+    operation = page.locator(".swagger-ui .opblock-summary-path", has_text="/api/v1/broadcasts")
+    operation.first.wait_for()
     assert page.locator(".swagger-ui .info .title").first.inner_text().startswith("Rundfunk")
     assert origins == {urlsplit(server.base_url).netloc}, origins
     assert refused == []

@@ -8,6 +8,7 @@ Times are shown in the workspace's time zone and the member's language.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -22,7 +23,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
 from jinja2.runtime import Context
 
-from rundfunk.services.errors import ServiceError
+from rundfunk.services.errors import Message, ServiceError
 from rundfunk.services.sessions import SessionMember
 from rundfunk.web.assets import asset_version
 from rundfunk.web.ui.i18n import LANGUAGES, translations
@@ -72,6 +73,24 @@ def _number(context: Context, value: float | int | None) -> str:
     return format_decimal(value or 0, locale=context.get("lang", "en"))
 
 
+def translated(locale: str, value: object) -> object:
+    """A service error's ``Message`` in ``locale`` (its template translated, its values
+    put back in); anything else as it is. English when no translation exists."""
+    if not isinstance(value, Message):
+        return value
+    text = translations(locale).gettext(value.template)
+    if not value.params:
+        return text
+    try:
+        return text % value.params
+    except (KeyError, TypeError, ValueError):  # a translation that lost a placeholder
+        return str(value)
+
+
+def _in_language(locale: str) -> Callable[[object], object]:
+    return lambda value: translated(locale, value)
+
+
 @cache
 def environment(locale: str) -> Environment:
     env = Environment(
@@ -80,6 +99,8 @@ def environment(locale: str) -> Environment:
         extensions=["jinja2.ext.i18n"],
         trim_blocks=True,
         lstrip_blocks=True,
+        # A service's error shown anywhere on a page comes out in the page's language.
+        finalize=_in_language(locale),
     )
     env.install_gettext_translations(translations(locale), newstyle=True)  # type: ignore[attr-defined]
     env.filters["when"] = _when
