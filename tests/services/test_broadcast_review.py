@@ -12,12 +12,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from rundfunk.channels.base import StatusUpdate
+from rundfunk.core.deliveries import DeliveryStatus
 from rundfunk.db.tables import audit_log, broadcasts, contacts, deliveries
 from rundfunk.db.types import utcnow
 from rundfunk.services import broadcast_views
 from rundfunk.services import broadcasts as service
 from rundfunk.services.broadcast_review import SAMPLE_EACH, RenderRefused
 from rundfunk.services.errors import Conflict, Invalid
+from rundfunk.services.statuses import apply_statuses
 from service_world import World, running, wait_until
 
 UPPER = "Hallo {{ contact.name.upper() }}"
@@ -242,3 +245,27 @@ async def test_send_at_more_than_a_year_ahead_is_refused(
             await _create(world, "Hi", send_at=utcnow() + ahead)
     else:
         assert (await _create(world, "Hi", send_at=utcnow() + ahead))["status"] == "scheduled"
+
+
+async def test_a_late_receipt_turns_a_failed_broadcast_done(world: World) -> None:
+    """Several devices: one reported failed, another delivered later (CHANNELS.md)."""
+    await world.subscriber("+491", name="Anna")
+    await world.drain_outbox()
+    broadcast_id = await world.send("News")
+    async with world.db.write() as conn:
+        await conn.execute(
+            update(deliveries)
+            .where(deliveries.c.broadcast_id == broadcast_id)
+            .values(status="failed", provider_message_id="wamid.1", error_reason="gone")
+        )
+    await service.finish_completed(world.db)
+    assert (await world.broadcast(broadcast_id)).status == "failed"
+    [row] = await world.deliveries_of(broadcast_id)
+    receipt = StatusUpdate(
+        provider_message_id="wamid.1", status=DeliveryStatus.DELIVERED,
+        timestamp=utcnow(), callback_data=f"d:{row.id}",
+    )  # fmt: skip
+    async with world.db.write() as conn:
+        assert await apply_statuses(conn, channel_id=world.channel_id, updates=[receipt]) == 1
+    ended = await world.broadcast(broadcast_id)
+    assert (ended.status, ended.status_reason) == ("done", None)
