@@ -26,7 +26,7 @@ from rundfunk.channels.base import InboundMessage, StatusUpdate
 from rundfunk.channels.whatsapp import webhook as wire
 from rundfunk.core.deliveries import DeliveryStatus
 from rundfunk.core.ratelimit import Rate
-from rundfunk.db.tables import audit_log, channels, deliveries, messages
+from rundfunk.db.tables import audit_log, channels, contacts, deliveries, messages
 from rundfunk.db.types import utcnow
 from rundfunk.services import broadcast_views, broadcasts, dispatch, inbound
 from rundfunk.services import whatsapp as whatsapp_service
@@ -607,9 +607,13 @@ async def test_template_parameters_are_rendered_per_person_and_empty_ones_fail_a
     wa = await connect(world, graph)
     await wa.subscribe("4915100000001", name="Anna")
     await wa.subscribe("4915100000002", name="Ben")
-    nameless = await wa.subscribe("4915100000003")  # WhatsApp told us no profile name
+    nameless = await wa.subscribe("4915100000003", name="Cem")
     await world.drain_outbox()
     broadcast_id = await wa.broadcast("{{ contact.name }}", "Stadtrat tagt")
+    # The review (broadcast_review) refuses a parameter empty for someone at the start;
+    # a name gone after it (WhatsApp told us no profile name) fails that copy alone.
+    async with world.db.write() as conn:
+        await conn.execute(update(contacts).where(contacts.c.id == nameless).values(name=None))
 
     async with running(world.dispatcher()):
         await wait_until(lambda: world.is_done(broadcast_id), what="broadcast done")
