@@ -22,16 +22,19 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from random import Random
 from typing import Any
 from urllib.parse import unquote
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from rundfunk.channels.whatsapp.webhook import sign
 from rundfunk.config import Settings
+from rundfunk.core.text import clean_text
+from rundfunk.db.tables import messages
 from rundfunk.services import sessions, webhook_inbox
 from rundfunk.services.actors import Role
 from rundfunk.testing.fake_graph import FakeGraph
@@ -695,3 +698,119 @@ async def test_the_channel_page_lists_failed_items_with_retry_and_discard(
     german = (await admin.get(page_url)).text
     assert "Fehlgeschlagene Webhook-Einträge" in german
     assert "Erneut versuchen" in german and "Verwerfen" in german
+
+
+# --- fuzzed: nothing lost ---------------------------------------------------------------
+
+NASTY: list[Any] = [
+    "\ud800",
+    "a\x00b",
+    "\udfff\ud800",
+    "x" * 300,
+    "😀" * 70,
+    "",
+    " ",
+    10**30,
+    -1,
+    1.5,
+    float("nan"),
+    None,
+    True,
+    [],
+    {"nested": ["\ud800", "\x00"]},
+]
+
+
+def _fuzzed(rng: Random, n: int) -> tuple[dict[str, Any], list[str]]:
+    """A webhook with 1-3 messages and 0-3 statuses whose fields are picked from
+    ``NASTY`` (or sane); the provider ids of the messages that name a sender and an id."""
+
+    def pick(sane: Any) -> Any:
+        return rng.choice(NASTY) if rng.random() < 0.4 else sane
+
+    messages, expected = [], []
+    for i in range(rng.randint(1, 3)):
+        sender = pick(f"49171{n:04d}{i}")
+        message_id = f"wamid.fuzz-{n}-{i}-" + str(pick("m"))[:200]
+        kind = rng.choice(["text", "image", "location", "interactive", "reaction", "nfm"])
+        content = {
+            "text": {"body": pick("Hallo")},
+            "image": {"id": pick("media-1"), "caption": pick("Bild"), "mime_type": pick("x")},
+            "location": {"latitude": pick(52.5), "longitude": pick(13.4), "name": pick("Ort")},
+            "interactive": {
+                "type": "button_reply",
+                "button_reply": {"id": pick("START"), "title": pick("t")},
+            },
+            "reaction": {"message_id": pick("wamid.x"), "emoji": pick("👍")},
+            "nfm": pick({}),
+        }[kind]
+        messages.append(
+            {
+                "from": sender,
+                "id": message_id,
+                "timestamp": pick(str(int(time.time()))),
+                "type": kind,
+                kind: content,
+                "context": pick({"from": pick("4917"), "id": pick("wamid.0")}),
+            }
+        )
+        if isinstance(sender, str) and sender:
+            expected.append(message_id[:128])
+    statuses = [
+        {
+            "id": pick(f"wamid.fuzz-status-{n}-{i}"),
+            "status": pick(rng.choice(["sent", "delivered", "read", "failed"])),
+            "timestamp": pick("1700000000"),
+            "recipient_id": pick("4917"),
+            "biz_opaque_callback_data": pick(
+                rng.choice(["d:" + "9" * rng.randint(1, 40), "m:-1", "d:", "x:1", "m:12"])
+            ),
+            "errors": pick([{"code": pick(131049), "title": pick("Fehler")}]),
+        }
+        for i in range(rng.randint(0, 3))
+    ]
+    names = {m["from"]: pick("Anna") for m in messages if isinstance(m["from"], str)}
+    value: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "4915100000000", "phone_number_id": PHONE_NUMBER_ID},
+        "contacts": [{"profile": {"name": v}, "wa_id": k} for k, v in names.items()],
+        "messages": messages,
+        "statuses": statuses,
+    }
+    change = {"field": "messages", "value": value}
+    entry = {"id": WABA_ID, "time": int(time.time()), "changes": [change]}
+    return {"object": "whatsapp_business_account", "entry": [entry]}, expected
+
+
+async def test_fuzzed_webhooks_lose_nothing(number: Number, runtime: Runtime) -> None:
+    """40 signed webhooks with nasty fields: every one answered 200, none left in the
+    inbox, and every message that names a sender and an id stored (or dead-lettered).
+    (Before items were cleaned and applied one by one: 28 of 80 webhooks stayed in the
+    inbox for good on SQLite and 40 of 129 messages were lost; 37 and 52 on PostgreSQL.)"""
+    rng = Random(20261201)
+    fuzzed = [_fuzzed(rng, n) for n in range(40)]
+
+    async def post(body: dict[str, Any]) -> int:
+        raw = json.dumps(body).encode()  # NaN and lone surrogates as Python writes them
+        response = await number.client.post(
+            f"/webhooks/whatsapp/{number.id}",
+            content=raw,
+            headers={"X-Hub-Signature-256": sign(APP_SECRET, raw)},
+        )
+        return response.status_code
+
+    answers = await asyncio.gather(*(post(body) for body, _ in fuzzed))
+    assert set(answers) == {200}
+    expected = [i for _, ids in fuzzed for i in ids]
+    for _ in range(webhook_inbox.MAX_ATTEMPTS):  # what fails is tried again, then given up
+        await number.app.state.ingestion.drain()
+        left = await _pending(runtime)
+        if not left:
+            break
+    async with runtime.db.read() as conn:
+        stored = set((await conn.execute(select(messages.c.provider_message_id))).scalars())
+    failed = (await number.failed(limit=500)).json()["items"]
+    kept = {f["item"].get("provider_message_id") for f in failed}
+    lost = [i for i in expected if clean_text(i) not in stored | kept]
+    assert (left, len(lost)) == (0, 0), f"{left} webhooks left, {len(lost)}/{len(expected)} lost"
+    assert failed == []  # all of it cleaned and applied, nothing even dead-lettered

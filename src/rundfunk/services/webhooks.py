@@ -4,7 +4,8 @@ The web route verifies the signature and stores the raw body (``webhook_inbox``)
 inbox's applier parses stored webhooks into channel-neutral events and carries them out
 here. Statuses, consent changes and template updates of many webhooks share one
 transaction (``apply_events``, in the caller's); each inbound message has its own
-(``inbound.receive``), so one odd message cannot hold back the others.
+(``inbound.receive``, called by the inbox), so one odd message cannot hold back the
+others.
 """
 
 from __future__ import annotations
@@ -18,13 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from rundfunk.channels.base import (
     ConsentUpdate,
     InboundEvent,
-    InboundMessage,
     StatusUpdate,
     TemplateStatusUpdate,
 )
-from rundfunk.db.session import Database
 from rundfunk.db.tables import consent_events, contacts
-from rundfunk.services import inbound, subscriptions, templates
+from rundfunk.services import subscriptions, templates
 from rundfunk.services.outcomes import RecordResult, RetryPolicy
 from rundfunk.services.statuses import apply_status_batch
 
@@ -52,17 +51,6 @@ class IngestResult:
 
 
 Webhook = tuple[int, Sequence[InboundEvent]]  # (channel id, the events of one POST)
-
-
-async def receive_messages(
-    db: Database, *, channel_id: int, events: Sequence[InboundEvent], result: IngestResult
-) -> None:
-    """The inbound messages of one webhook, each in a transaction of its own."""
-    for event in events:
-        if isinstance(event, InboundMessage):
-            outcome = await inbound.receive(db, channel_id=channel_id, event=event)
-            result.messages += 1
-            result.duplicates += int(outcome.duplicate)
 
 
 async def apply_events(
