@@ -25,8 +25,9 @@ the settle time requeued or another claim took keeps its newer state. A commit w
 answer was lost with the connection may be written twice; the second finds its rows
 moved on already.
 
-Stopping: a kept write is tried ``stop_grace`` seconds more, then given up with an
-error in the log; its rows are left to the callbacks and the settle time.
+Stopping: kept writes are tried ``stop_grace`` seconds more (all of them together),
+then given up with an error in the log; their rows are left to the callbacks and the
+settle time.
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ class KeptWrites:
         self.refused = 0  # writes the database refused (not an outage)
         self._caught_up = asyncio.Event()
         self._caught_up.set()
+        self._give_up_at: float | None = None  # loop time, once stopping
 
     async def caught_up(self) -> None:
         """Return once no write is kept (at once when none is)."""
@@ -100,7 +102,6 @@ class KeptWrites:
         loop = asyncio.get_running_loop()
         since = loop.time()
         delay, tries = self.first_retry, 1
-        give_up_at: float | None = None
         try:
             while True:
                 await asyncio.sleep(delay)
@@ -115,9 +116,9 @@ class KeptWrites:
                             self.refused += 1
                             raise
                     if stop.is_set():
-                        if give_up_at is None:
-                            give_up_at = loop.time() + self.stop_grace
-                        if loop.time() >= give_up_at:
+                        if self._give_up_at is None:  # one deadline for every kept write
+                            self._give_up_at = loop.time() + self.stop_grace
+                        if loop.time() >= self._give_up_at:
                             self.given_up += 1
                             log.error(
                                 "stopping: %s given up after %d tries (%s); the status "
