@@ -20,13 +20,17 @@ from sqlalchemy import select
 from rundfunk.config import Settings
 from rundfunk.core.ratelimit import Rate
 from rundfunk.db.changes import Changes
+from rundfunk.db.migrate import upgrade
+from rundfunk.db.session import Database
 from rundfunk.db.tables import channels
 from rundfunk.services import channels as channel_service
 from rundfunk.services import workspaces
 from rundfunk.services.actors import Actor, Role
 from rundfunk.worker.limiter import InProcessLimiter
+from rundfunk.worker.postgres_limiter import PostgresLimiter
 from rundfunk.worker.redis_limiter import RedisLimiter
 from rundfunk.worker.runtime import Runtime
+from rundfunk.worker.shared_limiter import StoreLimiter
 
 BOUND_S = 2.0
 
@@ -195,24 +199,37 @@ async def test_a_send_waiting_at_the_old_rate_takes_the_new_one_in_process() -> 
     assert limiter.reserve(3, fast) < 0.05
 
 
-async def test_a_send_waiting_at_the_old_rate_takes_the_new_one_through_redis(
-    redis_url: str,
-) -> None:
-    first = RedisLimiter(redis_url, prefix="rerate:")
-    second = RedisLimiter(redis_url, prefix="rerate:")
+@pytest.fixture(params=["redis", "postgresql"])
+async def store_limiters(request: pytest.FixtureRequest) -> AsyncIterator[list[StoreLimiter]]:
+    """Two workers' limiters on one store: Redis, or a migrated PostgreSQL database."""
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_url")
+        made: list[StoreLimiter] = [RedisLimiter(url, prefix="rerate:") for _ in range(2)]
+    else:
+        db = Database(request.getfixturevalue("postgres_url"))
+        await upgrade(db)
+        made = [PostgresLimiter(db.libpq_url, prefix="rerate:") for _ in range(2)]
+        await db.dispose()
     try:
-        slow, fast = Rate(2.0, 1), Rate(500.0, 1)
-        await first.acquire(5, slow)
-        # Another worker's sends hold 20 slots at 2/s: 10 s of the shared schedule.
-        held = [asyncio.create_task(second.acquire(5, slow)) for _ in range(20)]
-        waiting = [asyncio.create_task(first.acquire(5, slow)) for _ in range(10)]
-        await asyncio.sleep(0.1)
-        started = time.monotonic()
-        first.rerate(5, fast)
-        second.rerate(5, fast)
-        await asyncio.wait_for(asyncio.gather(*waiting, *held), timeout=2.0)
-        took = time.monotonic() - started
-        assert took < 0.5, f"30 sends at 500/s took {took:.2f}s"
+        yield made
     finally:
-        await first.close()
-        await second.close()
+        for limiter in made:
+            await limiter.close()
+
+
+async def test_a_send_waiting_at_the_old_rate_takes_the_new_one_in_a_shared_store(
+    store_limiters: list[StoreLimiter],
+) -> None:
+    first, second = store_limiters
+    slow, fast = Rate(2.0, 1), Rate(500.0, 1)
+    await first.acquire(5, slow)
+    # Another worker's sends hold 20 slots at 2/s: 10 s of the shared schedule.
+    held = [asyncio.create_task(second.acquire(5, slow)) for _ in range(20)]
+    waiting = [asyncio.create_task(first.acquire(5, slow)) for _ in range(10)]
+    await asyncio.sleep(0.2)
+    started = time.monotonic()
+    first.rerate(5, fast)
+    second.rerate(5, fast)
+    await asyncio.wait_for(asyncio.gather(*waiting, *held), timeout=3.0)
+    took = time.monotonic() - started
+    assert took < 0.5, f"30 sends at 500/s took {took:.2f}s"

@@ -375,6 +375,7 @@ rate_limits = Table(
     metadata,
     Column("key", String(128), primary_key=True),
     Column("tat", Float, nullable=False),  # seconds on the database server's clock
+    Column("rate", Float),  # the configured rate of the last reservation (migration 0008)
 )
 
 # Verified platform webhooks, stored as received before the route answers 200 (group

@@ -17,8 +17,10 @@ claims and records hold.
 Rows (``tat`` is a float in every one): ``sender:<key>`` the theoretical arrival
 time; while slowed down also ``…:slowed-until``, ``…:slow-level`` (how many
 halvings) and ``…:slow-cut`` (the last halving), so a 130429 seen by one worker slows
-every worker down. The rate is never stored (see ``redis_limiter``): the slowed rate
-is ``rate / 2**level``, not below ``floor_rate``. Rows of idle senders stay (one per
+every worker down. A sender's row also keeps the configured rate it last reserved at
+(``rate``): when a channel's rate changes, the slots still reserved are re-spaced at
+the new one (see ``redis_limiter``). The slowed rate is ``rate / 2**level``, not below
+``floor_rate``. Rows of idle senders stay (one per
 channel): a ``tat`` in the past is the same as none.
 """
 
@@ -51,10 +53,18 @@ pace AS (
            greatest(1, floor($3::float8 / power(2, n))) AS burst
     FROM level
 )
-INSERT INTO rate_limits AS r (key, tat)
-SELECT $1, clock.now + $8::float8 + $7::int * pace.interval FROM clock, pace
+INSERT INTO rate_limits AS r (key, tat, rate)
+SELECT $1, clock.now + $8::float8 + $7::int * pace.interval, $2::float8 FROM clock, pace
 ON CONFLICT (key) DO UPDATE
-    SET tat = greatest(r.tat + $7::int * (SELECT interval FROM pace), excluded.tat)
+    SET tat = greatest(
+        -- a new configured rate: the slots still reserved are spaced at it (under the
+        -- row's lock, so two workers never re-space the same slots twice)
+        CASE WHEN r.rate IS NOT NULL AND r.rate <> $2::float8 AND r.tat > (SELECT now FROM clock)
+             THEN (SELECT now FROM clock) + (r.tat - (SELECT now FROM clock)) * r.rate / $2::float8
+             ELSE r.tat END
+        + $7::int * (SELECT interval FROM pace),
+        excluded.tat),
+        rate = $2::float8
 RETURNING
     (SELECT now FROM clock),
     r.tat - $7::int * (SELECT interval FROM pace) - (SELECT now FROM clock),

@@ -2,7 +2,9 @@
 
 Every change to a channel (rate, secrets, status) bumps ``channels.version``; each
 process compares the versions of the channels it holds built with the rows' and
-rebuilds what moved (``services/channel_watch.py``). The Graph API address became an
+rebuilds what moved (``worker/channel_watch.py``); ``rate_limits.rate`` keeps the rate
+a sender's slots were reserved at, so the PostgreSQL limiter re-spaces them when it
+changes (as the Redis one does). The Graph API address became an
 operator setting (``RUNDFUNK_WHATSAPP_API_BASE_URL``), so the tenant-chosen
 ``api_base_url`` leaves every channel's settings.
 
@@ -36,6 +38,8 @@ def upgrade() -> None:
         "channels",
         sa.Column("version", sa.BigInteger(), nullable=False, server_default=sa.text("1")),
     )
+    # The PostgreSQL limiter re-spaces reserved slots when a sender's rate changes.
+    op.add_column("rate_limits", sa.Column("rate", sa.Float(), nullable=True))
     conn = op.get_bind()
     for row in conn.execute(sa.select(_channels.c.id, _channels.c.settings)).all():
         settings: Any = row.settings
@@ -49,5 +53,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("rate_limits") as batch:
+        batch.drop_column("rate")
     with op.batch_alter_table("channels") as batch:
         batch.drop_column("version")
