@@ -143,17 +143,17 @@ async def fleet(
             [str(RUNDFUNK), "serve", "--no-worker", "--host", "127.0.0.1", "--port", str(port)],
             {**env, "RUNDFUNK_DATA_DIR": str(tmp_path / "web")},
         )
-        await graph.wait_for("FAKE_GRAPH_URL=")
-        banner = await web.wait_for("API token:")
-        fleet.token = banner.split("API token:", 1)[1].split()[0]
-        fleet.web_url = f"http://127.0.0.1:{port}"
-        # The banner comes once the database is migrated and seeded: the workers may start.
+        # All at once: they migrate under one lock, and only ``serve`` seeds the demo.
         workers = [
             fleet.start(
                 name, [str(RUNDFUNK), "worker"], {**env, "RUNDFUNK_DATA_DIR": str(tmp_path / name)}
             )
             for name in ("worker-a", "worker-b")
         ]
+        await graph.wait_for("FAKE_GRAPH_URL=")
+        banner = await web.wait_for("API token:")
+        fleet.token = banner.split("API token:", 1)[1].split()[0]
+        fleet.web_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while not await healthy(fleet.web_url):
             assert time.monotonic() < deadline, web.output()[-3000:]
