@@ -12,8 +12,18 @@ from rundfunk.services import templates as template_service
 from rundfunk.services import whatsapp as service
 from rundfunk.web.api.fields import REQUEST, PathId
 from rundfunk.web.deps import ActorDep, AdminDep, EditorDep, RuntimeDep
+from rundfunk.web.errors import ErrorResponse
 
-router = APIRouter(prefix="/channels", tags=["whatsapp"])
+router = APIRouter(
+    prefix="/channels",
+    tags=["whatsapp"],
+    responses={
+        502: {
+            "model": ErrorResponse,
+            "description": "WhatsApp refused or could not be reached (code platform_error).",
+        }
+    },
+)
 
 TopicQuery = Annotated[
     str | None, Query(min_length=1, max_length=64, description="A topic key; none: all news.")
