@@ -28,7 +28,16 @@ _CONFIG_HELP = (
 class ChannelCreate(BaseModel):
     model_config = REQUEST
 
-    kind: Annotated[str, Field(min_length=1, max_length=16, examples=["whatsapp"])]
+    kind: Annotated[
+        str,
+        Field(
+            min_length=1,
+            max_length=16,
+            examples=["whatsapp"],
+            # Documented as the kinds there are; the service refuses others by name.
+            json_schema_extra={"enum": list(service.KINDS)},
+        ),
+    ]
     name: Name
     config: dict[str, Any] | None = Field(default=None, description=_CONFIG_HELP)
     settings: dict[str, Any] | None = Field(

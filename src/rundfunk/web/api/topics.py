@@ -24,6 +24,8 @@ class TopicCreate(BaseModel):
             max_length=64,
             examples=["sport"],
             description="What subscribers type after START: letters, digits, '-' or '_'.",
+            # The service's rule (it trims and lower-cases first), documented.
+            json_schema_extra={"pattern": r"^\s*[A-Za-z0-9][A-Za-z0-9_-]{0,63}\s*$"},
         ),
     ]
     name: Name
