@@ -57,7 +57,15 @@ async def world(client: httpx.AsyncClient, make_tenant, phone, runtime) -> dict[
         "a_member": a.member_ids[Role.AGENT],
         "b_conversation": b_conversation["conversation_id"],
         "dead_letter": await _dead_letter(client, runtime, a),
+        "token": await _token_id(client, a, Role.AGENT),
     }
+
+
+async def _token_id(client: httpx.AsyncClient, tenant: Any, role: Role) -> int:
+    """The id of ``tenant``'s API token of ``role`` (found by its prefix)."""
+    listed = (await client.get("/api/v1/tokens", headers=tenant.auth())).json()["items"]
+    [found] = [t["id"] for t in listed if tenant.tokens[role].startswith(t["prefix"])]
+    return int(found)
 
 
 # Marks a case that uploads a file (multipart) instead of sending JSON.
@@ -93,6 +101,11 @@ def by_id_cases(w: dict[str, Any]) -> list[tuple[str, str, dict[str, Any] | None
         ("GET", f"/api/v1/contacts/{ct}", None),
         ("GET", f"/api/v1/contacts/{ct}/export", None),
         ("DELETE", f"/api/v1/contacts/{ct}", None),
+        ("POST", f"/api/v1/contacts/{ct}/block", None),
+        ("POST", f"/api/v1/contacts/{ct}/unblock", None),
+        ("GET", f"/api/v1/contacts/{ct}/blocked-messages", None),
+        ("POST", f"/api/v1/tokens/{w['token']}/revoke", None),
+        ("POST", f"/api/v1/tokens/{w['token']}/rotate", None),
         ("GET", f"/api/v1/broadcasts/{bc}", None),
         ("POST", f"/api/v1/broadcasts/{bc}/send", None),
         ("POST", f"/api/v1/broadcasts/{bc}/pause", None),
@@ -133,6 +146,7 @@ def list_cases(w: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         ("GET", "/api/v1/conversations", {"channel_id": ch}),
         ("GET", "/api/v1/members", {}),
         ("GET", "/api/v1/audit", {}),
+        ("GET", "/api/v1/tokens", {}),
         ("GET", "/api/v1/webhooks/failed", {}),
         ("GET", "/api/v1/webhooks/failed", {"channel_id": ch}),
     ]
@@ -144,6 +158,7 @@ OWN_WORKSPACE = [
     ("PATCH", "/api/v1/workspace"),
     ("POST", "/api/v1/channels"),
     ("POST", "/api/v1/topics"),
+    ("POST", "/api/v1/tokens"),  # a token of the caller's workspace, at most its role
 ]
 
 
@@ -173,6 +188,9 @@ async def test_a_sees_nothing_changed_by_b(client: httpx.AsyncClient, world) -> 
     assert contact.status_code == 200 and contact.json()["consent_history"]
     failed = (await client.get("/api/v1/webhooks/failed", headers=auth)).json()["items"]
     assert [item["id"] for item in failed] == [world["dead_letter"]]
+    assert contact.json()["blocked"] is False
+    agent = await client.get("/api/v1/contacts", headers=world["a"].auth(Role.AGENT))
+    assert agent.status_code == 200  # A's token neither revoked nor rotated by B
 
 
 async def test_b_lists_none_of_as_rows(client: httpx.AsyncClient, world) -> None:
@@ -184,6 +202,7 @@ async def test_b_lists_none_of_as_rows(client: httpx.AsyncClient, world) -> None
         "/api/v1/conversations": {world["conversation"]},
         "/api/v1/members": set(world["a"].member_ids.values()),
         "/api/v1/webhooks/failed": {world["dead_letter"]},
+        "/api/v1/tokens": {world["token"]},
     }
     # A's audit entries (channel, topic, broadcast created): if the log were not scoped,
     # A's own listing would hold B's entries too and B's would overlap it.
@@ -224,6 +243,7 @@ def test_every_api_route_has_an_isolation_case(settings, runtime) -> None:
         "a_member": 5,
         "b_conversation": 6,
         "dead_letter": 7,
+        "token": 8,
     }
     covered = set(OWN_WORKSPACE)
     templates = {
@@ -231,6 +251,7 @@ def test_every_api_route_has_an_isolation_case(settings, runtime) -> None:
     }
     templates[str(fake["b_conversation"])] = "{conversation_id}"
     templates[str(fake["dead_letter"])] = "{dead_letter_id}"
+    templates[str(fake["token"])] = "{token_id}"
     templates["qr.png"] = templates["qr.svg"] = "qr.{fmt}"
     for method, path, _ in by_id_cases(fake):
         parts = [templates.get(part, part) for part in path.split("/")]
