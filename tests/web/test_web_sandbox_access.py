@@ -13,7 +13,10 @@ import httpx
 import pytest
 
 from rundfunk.config import Settings
+from rundfunk.services import sessions
+from rundfunk.services.actors import Role
 from rundfunk.web.app import create_app
+from rundfunk.web.ui.session import SESSION_COOKIE
 from rundfunk.worker.runtime import Runtime
 
 ELSEWHERE = ("203.0.113.5", 41234)  # TEST-NET-3: never routed, only a label here
@@ -75,3 +78,23 @@ async def test_openapi_declares_the_403(remote: httpx.AsyncClient) -> None:
     paths = (await remote.get("/openapi.json")).json()["paths"]
     for operation in paths["/sandbox/{channel_id}/phones/{address}/messages"].values():
         assert "403" in operation["responses"]
+
+
+async def test_the_console_simulator_works_from_anywhere(
+    remote: httpx.AsyncClient, runtime: Runtime, tenant
+) -> None:
+    """The simulator writes and reads through its own signed-in routes, not /sandbox."""
+    session = await sessions.open_session(runtime.db, member_id=tenant.member_ids[Role.AGENT])
+    member = await sessions.session_member(runtime.db, session.token)
+    assert member is not None
+    cookie = {"cookie": f"{SESSION_COOKIE}={session.token}"}
+    wrote = await remote.post(
+        "/simulator/phones/4915100000001/messages",
+        data={"channel": str(tenant.channel_id), "text": "START"},
+        headers={**cookie, "x-csrf-token": member.csrf_token, "accept": "*/*"},
+    )
+    assert wrote.status_code == 200, wrote.text
+    assert "START" in wrote.text  # the phone's thread, with what it wrote
+    page = await remote.get(f"/simulator?channel={tenant.channel_id}",
+                            headers={**cookie, "accept": "text/html"})  # fmt: skip
+    assert page.status_code == 200 and "START" in page.text
