@@ -9,9 +9,10 @@ channel objects; the change is made through node A only.
    the channel's 2/s. Raising it to 500/s through node A makes B send the rest within
    the bound, although its sends were waiting for slots reserved at 2/s (up to 25 s
    ahead).
-2. Secrets: rotating the app secret and the access token through node A makes node C
-   accept webhooks signed with the new secret (and refuse the old) within the bound,
-   and worker B sends with the new token (the fake refuses the old one).
+2. Secrets: rotating the app secret, the verify token and the access token through
+   node A makes node C accept webhooks signed with the new secret (and refuse the old)
+   within the bound and answer the handshake with the new verify token only, and
+   worker B sends with the new access token (the fake refuses the old one).
 
 The version check every process also runs is set to 30 s here, so only the change
 signals (Redis, NOTIFY) can meet the bound. Measured under load (2 cores shared): the
@@ -30,6 +31,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from e2e_server import LOG_DIR, RUNDFUNK, WebOnly, _free_port
 from e2e_support import async_wait_until
@@ -49,6 +51,7 @@ PEOPLE = 60
 SLOW, FAST = 2, 500  # messages per second
 OLD_SECRET, NEW_SECRET = "app-secret-before", "app-secret-after"
 OLD_TOKEN, NEW_TOKEN = "EAAG-token-before", "EAAG-token-after"
+OLD_VERIFY, NEW_VERIFY = "verify-token-before", "verify-token-after"
 
 
 class NextNode(WebOnly):
@@ -159,6 +162,7 @@ async def test_rate_and_secrets_changed_on_node_a_reach_worker_b_and_node_c(
             "waba_id": graph.waba_id,
             "access_token": OLD_TOKEN,
             "app_secret": OLD_SECRET,
+            "verify_token": OLD_VERIFY,
             "throughput": SLOW,
             "burst": 1,
             "pair_interval_seconds": 0,
@@ -207,7 +211,13 @@ async def test_rate_and_secrets_changed_on_node_a_reach_worker_b_and_node_c(
         # -- 2. secrets: a new app secret and access token through node A --------------------
         rotated = await api.patch(
             f"/api/v1/channels/{channel_id}",
-            json={"config": {"app_secret": NEW_SECRET, "access_token": NEW_TOKEN}},
+            json={
+                "config": {
+                    "app_secret": NEW_SECRET,
+                    "access_token": NEW_TOKEN,
+                    "verify_token": NEW_VERIFY,
+                }
+            },
         )
         assert rotated.status_code == 200, rotated.text
         rotated_at = time.monotonic()
@@ -225,6 +235,14 @@ async def test_rate_and_secrets_changed_on_node_a_reach_worker_b_and_node_c(
         assert secret_reached < BOUND_S, f"node C took the new secret after {secret_reached:.2f}s"
         old = await graph.post_webhook(_message(graph, "491729999998", "old"), secret=OLD_SECRET)
         assert old == 401, "node C still accepts the old app secret"
+        # Meta's verification handshake on node C takes the new verify token only.
+        hook = f"/webhooks/whatsapp/{channel_id}"
+        params = {"hub.mode": "subscribe", "hub.challenge": "4242"}
+        async with httpx.AsyncClient(base_url=node_c.base_url, timeout=10) as meta:
+            new = await meta.get(hook, params={**params, "hub.verify_token": NEW_VERIFY})
+            assert (new.status_code, new.text) == (200, "4242")
+            stale = await meta.get(hook, params={**params, "hub.verify_token": OLD_VERIFY})
+            assert stale.status_code == 403
         # Worker B sends with the new access token: the fake refuses the old one.
         before = len(graph.sent)
         await graph.user_writes("491729999997", "START")
