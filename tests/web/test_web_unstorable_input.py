@@ -12,8 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from fastapi import APIRouter
+from pydantic import BaseModel
 
 from rundfunk.db.types import MAX_ID
+from rundfunk.web.app import create_app
 
 NUL = "must not contain a NUL character"
 SURROGATE = "lone surrogate"
@@ -93,3 +96,36 @@ async def test_ids_anywhere_in_the_64_bit_range_never_500(
     limit = await client.get("/api/v1/contacts", params={"limit": 10**6}, headers=auth)
     assert_error(limit, 422, "invalid", "query.limit")
 
+
+
+class Note(BaseModel):
+    text: str
+    tags: dict[str, list[str]] = {}
+
+
+async def test_a_route_added_later_is_checked_too(settings: Any, runtime: Any) -> None:
+    """The check belongs to the app, not to a route: a new router gets it by itself."""
+    router = APIRouter(prefix="/api/v1/later")
+    stored: list[Note] = []
+
+    @router.post("/{name}")
+    async def add(name: str, note: Note, q: str = "") -> dict[str, int]:
+        stored.append(note)
+        return {"stored": len(stored)}
+
+    app = create_app(settings, runtime=runtime)
+    app.include_router(router)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        ok = await http.post("/api/v1/later/a", json={"text": "fine", "tags": {"x": ["y"]}})
+        assert ok.status_code == 200, ok.text
+        for url, body, field in (
+            ("/api/v1/later/a", '{"text": "a\\u0000"}', "body.text"),
+            ("/api/v1/later/a", '{"text": "a", "tags": {"x": ["\\udfff"]}}', "body.tags.x.0"),
+            ("/api/v1/later/a?q=%00", '{"text": "a"}', "query.q"),
+            ("/api/v1/later/a%00b", '{"text": "a"}', "path.name"),
+        ):
+            refused = await http.post(url, **_raw_json(body))
+            assert refused.status_code == 422, (url, refused.text)
+            assert field in refused.json()["error"]["message"], refused.text
+    assert len(stored) == 1
