@@ -52,6 +52,18 @@ async def test_nul_and_lone_surrogates_are_422_naming_the_field(
     )
     message = assert_error(key, 422, "invalid", "body.config.a\\udc00", "the key", SURROGATE)
     assert "\udc00" not in message
+    # Numbers JSON cannot hold (they parse to inf and nan) were 500s from a JSON column.
+    for number in ("1e400", "-1e400", "NaN", "Infinity"):
+        infinite = await client.patch(
+            f"/api/v1/channels/{tenant.channel_id}",
+            **_raw_json('{"config": {"note": ' + number + "}}", auth),
+        )
+        assert_error(infinite, 422, "invalid", "body.config.note", "finite")
+    created = await client.post(
+        "/api/v1/channels",
+        **_raw_json('{"kind": "sandbox", "name": "x", "settings": {"a": [1e999]}}', auth),
+    )
+    assert_error(created, 422, "invalid", "body.settings.a.0", "finite")
     # The unauthenticated sandbox phone routes: the person's text and name.
     phone = await client.post(
         f"/sandbox/{tenant.channel_id}/phones/4915100000001/messages",

@@ -15,6 +15,14 @@ Signals travel two ways, both only once the transaction has committed:
   (``worker/wakeup.py``).
 A signal that is lost (a listener reconnecting, a web node on SQLite without
 PostgreSQL's NOTIFY) is caught up by the cache's periodic re-read.
+
+On SQLite a pause or cancel also tells this process's dispatchers *before* its
+transaction (``BroadcastSignals.expect``, once the broadcast was read as the actor's
+and sending):
+on SQLite the write may wait for the file's lock behind the dispatcher's own writes
+for a good part of a second at 1,000 msg/s, and no send should start meanwhile. An
+expectation holds until the commit's signal (or ``EXPECT_SECONDS``, should the write
+fail), and re-reads do not undo it.
 """
 
 from __future__ import annotations
@@ -62,9 +70,21 @@ class BroadcastSignals:
 
     def __init__(self) -> None:
         self._callbacks: list[Callable[[int, str], None]] = []
+        self._expect_callbacks: list[Callable[[int, str], None]] = []
 
     def on_moved(self, callback: Callable[[int, str], None]) -> None:
         self._callbacks.append(callback)
+
+    def on_expected(self, callback: Callable[[int, str], None]) -> None:
+        self._expect_callbacks.append(callback)
+
+    def expect(self, broadcast_id: int, status: str) -> None:
+        """A transaction about to move ``broadcast_id`` to ``status`` (not yet committed)."""
+        for callback in self._expect_callbacks:
+            try:
+                callback(broadcast_id, status)
+            except Exception:
+                log.exception("a broadcast state callback failed")
 
     def publish(self, moves: Mapping[int, str]) -> None:
         """Tell every callback (never raises: the commit has happened already)."""

@@ -328,10 +328,26 @@ async def start_due(db: Database, *, now: datetime | None = None) -> list[int]:
     return started
 
 
+async def _stop_sending_now(db: Database, actor: Actor, broadcast_id: int, status: str) -> None:
+    """Tell this process's dispatchers to stop sending the actor's broadcast before the
+    write that pauses or cancels it, which may wait for SQLite's lock (broadcast_signals).
+
+    SQLite only: there the file has one dispatcher, so what it gives back meanwhile
+    waits for nobody else; a PostgreSQL write waits for no file lock.
+    """
+    if not db.is_sqlite:
+        return
+    async with db.read() as conn:  # a read never waits for a writer
+        row = await owned(conn, actor, broadcast_id)
+    if row.status == "sending":
+        db.broadcast_signals.expect(broadcast_id, status)
+
+
 async def pause_broadcast(
     db: Database, *, actor: Actor, broadcast_id: int, reason: str = "paused by user"
 ) -> dict[str, Any]:
     actor.require(Role.EDITOR)
+    await _stop_sending_now(db, actor, broadcast_id, "paused")
     async with db.write() as conn:
         row = await owned(conn, actor, broadcast_id)
         if row.status != "sending":
@@ -356,6 +372,7 @@ async def cancel_broadcast(db: Database, *, actor: Actor, broadcast_id: int) -> 
     """Cancel: nothing more is sent; deliveries not yet sent become skipped."""
     actor.require(Role.EDITOR)
     now = utcnow()
+    await _stop_sending_now(db, actor, broadcast_id, "cancelled")
     async with db.write() as conn:
         row = await owned(conn, actor, broadcast_id)
         if row.status in {"done", "failed", "cancelled"}:

@@ -11,7 +11,7 @@ told to stop gives back what it claimed but never sent at once (``release``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -91,15 +91,24 @@ class SendOutcome:
     released: bool = False
 
 
-async def claim(db: Database, *, limit: int, lease_seconds: float) -> list[SendJob]:
-    """Claim up to ``limit`` due sends: conversation messages first, then deliveries."""
+async def claim(
+    db: Database,
+    *,
+    limit: int,
+    lease_seconds: float,
+    skip_broadcasts: Collection[int] = (),
+) -> list[SendJob]:
+    """Claim up to ``limit`` due sends: conversation messages first, then deliveries
+    (none of ``skip_broadcasts``: a pause in this process that is still committing)."""
     now = utcnow()
     lease = now + timedelta(seconds=lease_seconds)
     async with db.write() as conn:
         # Replies and confirmations first: few, and a person is waiting for each.
         jobs = await _claim_messages(conn, now, lease, limit)
         if len(jobs) < limit:
-            jobs += await _claim_deliveries(conn, now, lease, limit - len(jobs))
+            jobs += await _claim_deliveries(
+                conn, now, lease, limit - len(jobs), skip_broadcasts
+            )
     return jobs
 
 
@@ -144,14 +153,21 @@ async def _claim_ids(
 
 
 async def _claim_deliveries(
-    conn: AsyncConnection, now: datetime, lease: datetime, limit: int
+    conn: AsyncConnection,
+    now: datetime,
+    lease: datetime,
+    limit: int,
+    skip_broadcasts: Collection[int] = (),
 ) -> list[SendJob]:
+    sending = broadcasts.c.status == "sending"
+    if skip_broadcasts:
+        sending = and_(sending, broadcasts.c.id.notin_(list(skip_broadcasts)))
     ids = await _claim_ids(
         conn,
         deliveries,
         broadcasts,
         broadcasts.c.id == deliveries.c.broadcast_id,
-        broadcasts.c.status == "sending",
+        sending,
         now=now,
         lease=lease,
         limit=limit,
@@ -289,6 +305,15 @@ async def release(db: Database, jobs: Sequence[SendJob]) -> int:
     async with db.write() as conn:
         mine = [job.id for job in jobs if job.table == "deliveries"]
         if mine:
+            # A cancel committing meanwhile (PostgreSQL): wait for it, then see it. Either
+            # it commits first and these are skipped here, or they are queued first and
+            # its own update skips them.
+            held = {job.broadcast_id for job in jobs if job.broadcast_id is not None}
+            await conn.execute(
+                select(broadcasts.c.id)
+                .where(broadcasts.c.id.in_(sorted(held)))
+                .with_for_update(read=True)
+            )
             cancelled = await conn.execute(
                 update(deliveries)
                 .where(

@@ -12,7 +12,8 @@ route, the API's, the console's, the sandbox's and those added later alike, and 
   console's ids and cursors are refused beyond 2^63 - 1 like the API's, which bound
   theirs to 1..2^63 - 1 themselves (``web.api.fields.PathId``);
 - the JSON body of a route that declares one, every string in it, keys included
-  (``body.config.<key>``), however deeply nested;
+  (``body.config.<key>``), however deeply nested, and every number in it finite
+  (``1e400`` and ``NaN`` parse to values no JSON column or answer can hold);
 - the fields of a form (``application/x-www-form-urlencoded`` or ``multipart/form-data``:
   the console's forms and uploads), and the file names of uploads.
 
@@ -22,6 +23,7 @@ cleaned item by item when applied (``services.webhook_inbox``).
 
 from __future__ import annotations
 
+import math
 import re
 import types
 from collections.abc import Iterator
@@ -36,6 +38,7 @@ from rundfunk.db.types import MAX_ID
 
 NUL = "must not contain a NUL character (U+0000)"
 SURROGATE = "must not contain a lone surrogate (U+D800 to U+DFFF); it is not Unicode text"
+NOT_FINITE = "must be a finite number (1e400 is infinite; JSON has no NaN or Infinity)"
 MAX_PARAM_CHARS = 8192
 BEYOND_64_BITS = f"must be an integer from {-MAX_ID - 1} to {MAX_ID} (64 bits)"
 _INTEGER = re.compile(r"\s*[+-]?\d+\s*")
@@ -62,7 +65,9 @@ def printable(part: object) -> str:
 
 
 def _walk(value: Any, location: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str]]:
-    if isinstance(value, str):
+    if isinstance(value, float) and not math.isfinite(value):
+        yield location, NOT_FINITE
+    elif isinstance(value, str):
         reason = unstorable(value)
         if reason:
             yield location, reason

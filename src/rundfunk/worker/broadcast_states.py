@@ -14,9 +14,10 @@ dispatcher asks this cache (a dict look-up) and the cache is kept current by:
   lost; and a re-read when a claim and the cache disagree (``confirm``).
 
 A re-read that began before a signal arrived is older than that signal and is not
-applied (each signal bumps a per-broadcast generation). A broadcast the cache has
-never heard of counts as sending: its sends were just claimed, and the claim only
-takes deliveries of sending broadcasts.
+applied (each signal bumps a per-broadcast generation), nor one that would undo an
+expected move (``expected``: a pause in this process whose transaction is under
+way). A broadcast the cache has never heard of counts as sending: its sends were just
+claimed, and the claim only takes deliveries of sending broadcasts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 
@@ -42,6 +44,8 @@ class BroadcastStates:
     REFRESH_SECONDS = 0.5
     # Forget what we heard of broadcasts we hold nothing of, past this many entries.
     MAX_ENTRIES = 10_000
+    # How long an expected move stands without its commit (the write failed).
+    EXPECT_SECONDS = 1.0
 
     def __init__(
         self,
@@ -56,6 +60,7 @@ class BroadcastStates:
         self._status: dict[int, str] = {}
         self._generation: Counter[int] = Counter()
         self._held: Counter[int] = Counter()
+        self._expected: dict[int, tuple[str, float]] = {}  # id -> (status, until)
         self.signals = 0
         self.rereads = 0
 
@@ -73,8 +78,29 @@ class BroadcastStates:
     def moved(self, broadcast_id: int, status: str) -> None:
         """A committed move of ``broadcast_id`` to ``status`` (a signal; never raises)."""
         self.signals += 1
+        self._expected.pop(broadcast_id, None)
         self._generation[broadcast_id] += 1
         self._set(broadcast_id, status)
+
+    def expected(self, broadcast_id: int, status: str) -> None:
+        """A move of ``broadcast_id`` to ``status`` this process is about to commit: act
+        on it now, and let no re-read undo it until the commit's signal."""
+        self._expected[broadcast_id] = (status, time.monotonic() + self.EXPECT_SECONDS)
+        self._generation[broadcast_id] += 1
+        self._set(broadcast_id, status)
+
+    def expecting(self) -> list[int]:
+        """The broadcasts with a move expected but not yet committed (not to be claimed)."""
+        return [i for i in list(self._expected) if self._expecting(i)]
+
+    def _expecting(self, broadcast_id: int) -> bool:
+        expected = self._expected.get(broadcast_id)
+        if expected is None:
+            return False
+        if expected[1] < time.monotonic():
+            del self._expected[broadcast_id]
+            return False
+        return True
 
     def _set(self, broadcast_id: int, status: str) -> None:
         was = self._status.get(broadcast_id, SENDING)
@@ -113,7 +139,7 @@ class BroadcastStates:
             ).all()
         self.rereads += 1
         for row in rows:
-            if self._generation[row.id] == before[row.id]:
+            if self._generation[row.id] == before[row.id] and not self._expecting(row.id):
                 self._set(int(row.id), str(row.status))
 
     async def confirm(self, broadcast_ids: Iterable[int]) -> None:

@@ -83,6 +83,7 @@ class Dispatcher:
         # (``on_broadcast_notify``), and re-read while we hold its sends.
         self.states = BroadcastStates(db, on_halt=self._halt)
         db.broadcast_signals.on_moved(self.states.moved)
+        db.broadcast_signals.on_expected(self.states.expected)
         self.sent = 0
         self.released = 0
         # Outcomes (and releases) whose write failed: kept and written again (kept_writes).
@@ -135,7 +136,11 @@ class Dispatcher:
                 continue
             try:
                 jobs = await dispatch.claim(
-                    self.db, limit=self.chunk_size, lease_seconds=self.lease_seconds
+                    self.db,
+                    limit=self.chunk_size,
+                    lease_seconds=self.lease_seconds,
+                    # A pause of this process still committing: what it released stays.
+                    skip_broadcasts=self.states.expecting(),
                 )
             except Exception:
                 log.exception("claiming work failed; retrying")
