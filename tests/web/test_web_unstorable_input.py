@@ -64,6 +64,12 @@ async def test_nul_and_lone_surrogates_are_422_naming_the_field(
         **_raw_json('{"kind": "sandbox", "name": "x", "settings": {"a": [1e999]}}', auth),
     )
     assert_error(created, 422, "invalid", "body.settings.a.0", "finite")
+    # As deep as the JSON parser goes, without exhausting the stack.
+    deep = await client.patch(
+        f"/api/v1/channels/{tenant.channel_id}",
+        **_raw_json('{"config": {"d": ' + "[" * 900 + '"\\u0000"' + "]" * 900 + "}}", auth),
+    )
+    assert_error(deep, 422, "invalid", "body.config.d.0.0.0", NUL)
     # The unauthenticated sandbox phone routes: the person's text and name.
     phone = await client.post(
         f"/sandbox/{tenant.channel_id}/phones/4915100000001/messages",

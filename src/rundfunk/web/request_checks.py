@@ -65,21 +65,32 @@ def printable(part: object) -> str:
 
 
 def _walk(value: Any, location: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str]]:
-    if isinstance(value, float) and not math.isfinite(value):
-        yield location, NOT_FINITE
-    elif isinstance(value, str):
-        reason = unstorable(value)
-        if reason:
-            yield location, reason
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            here = (*location, printable(key))
-            if isinstance(key, str) and (reason := unstorable(key)):
-                yield here, f"the key {reason}"
-            yield from _walk(item, here)
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            yield from _walk(item, (*location, str(index)))
+    """Every unstorable string, key or number in ``value`` (an explicit stack: a body
+    nested as deep as the JSON parser allows must not exhaust Python's recursion)."""
+    pending: list[tuple[Any, tuple[str, ...]]] = [(value, location)]
+    while pending:
+        item, here = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            yield here, NOT_FINITE
+        elif isinstance(item, str):
+            reason = unstorable(item)
+            if reason:
+                yield here, reason
+        elif isinstance(item, dict):
+            for key, sub in reversed(item.items()):
+                inner = (*here, printable(key))
+                pending.append((sub, inner))
+                if isinstance(key, str) and (reason := unstorable(key)):
+                    pending.append((_KeyProblem(reason), inner))
+        elif isinstance(item, _KeyProblem):
+            yield here, f"the key {item.reason}"
+        elif isinstance(item, list | tuple):
+            pending.extend((sub, (*here, str(i))) for i, sub in reversed(list(enumerate(item))))
+
+
+class _KeyProblem:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 def _is_int(annotation: Any) -> bool:
