@@ -17,6 +17,10 @@ dict kept current by the broadcast signals, no query per send). A send of a paus
 or cancelled broadcast is not made; sends waiting on the limiter for it stop waiting
 the moment the signal arrives; and all of them are released (``dispatch.release``:
 back to the queue, or skipped for a cancelled broadcast).
+
+Outages: a send that cannot get past the shared limiter (Redis down) or the last
+checks (the database down) before its platform request is released without counting
+an attempt, and claiming pauses with backoff (``outages``): one warning per outage.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from rundfunk.worker.broadcast_states import BroadcastStates
 from rundfunk.worker.consent import ConsentGate
 from rundfunk.worker.kept_writes import KeptWrites, record_kept
 from rundfunk.worker.limiter import InProcessLimiter, PairGuard, SenderLimiter
+from rundfunk.worker.outages import OutagePause, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +94,8 @@ class Dispatcher:
         # Outcomes (and releases) whose write failed: kept and written again (kept_writes).
         self.kept = KeptWrites()
         self.halted = 0  # claimed sends not made because their broadcast stopped
+        # Redis or the database unreachable before a send: released, claiming paused.
+        self.outage = OutagePause()
 
     def wake(self) -> None:
         self._wake.set()
@@ -133,6 +140,9 @@ class Dispatcher:
                 caught_up = asyncio.create_task(self.kept.caught_up())
                 await asyncio.wait({caught_up, stopping}, return_when=asyncio.FIRST_COMPLETED)
                 caught_up.cancel()
+                continue
+            if (pause := self.outage.pause_left()) > 0:  # Redis or the database is down
+                await asyncio.wait({stopping}, timeout=pause)
                 continue
             try:
                 jobs = await dispatch.claim(
@@ -215,6 +225,7 @@ class Dispatcher:
         async with self._slots:
             if self._stopped(job):  # paused while this send waited for a slot
                 return self._release(job)
+            sending = False  # until the platform request starts: an outage defers the send
             try:
                 rate = await self.registry.rate(job.channel_id)
                 wait = self.pairs.check(
@@ -239,6 +250,8 @@ class Dispatcher:
                     return self._release(job)
                 # Nothing awaits between the check above and the send's start: a pause
                 # signalled before this line stops it.
+                self.outage.sent(claimed)  # (no await: the check above still stands)
+                sending = True
                 result = await channel.send(message)
             except errors.ChannelError as exc:
                 if (
@@ -247,7 +260,11 @@ class Dispatcher:
                 ):
                     self.limiter.slow_down(job.channel_id, await self.registry.rate(job.channel_id))
                 return SendOutcome(job, error=exc)
-            except Exception as exc:  # a bug or an unexpected library error: retry later
+            except Exception as exc:
+                if not sending and is_outage(exc):  # nothing went out: not an attempt
+                    self.outage.deferred_send(job.callback_data, exc)
+                    return SendOutcome(job, released=True)
+                # A bug or an unexpected library error: retry later.
                 log.exception("send of %s failed unexpectedly", job.callback_data)
                 return SendOutcome(
                     job, error=errors.RetryableError(f"unexpected: {exc!r}", code="internal")

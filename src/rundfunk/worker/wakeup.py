@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 class WorkListener:
     # How often the listening connection is checked (a dead TCP peer sends no error).
     CHECK_SECONDS = 5.0
-    RECONNECT_SECONDS = 1.0
+    RECONNECT_SECONDS = 1.0  # the first wait before reconnecting; doubled up to the next
+    MAX_RECONNECT_SECONDS = 30.0
 
     def __init__(
         self,
@@ -63,7 +64,9 @@ class WorkListener:
             self._on_broadcast(payload)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Listen until ``stop``; reconnect whenever the connection breaks."""
+        """Listen until ``stop``; reconnect whenever the connection breaks, and after
+        any other error too (logged with its traceback): the listener never ends early."""
+        backoff = self.RECONNECT_SECONDS
         while not stop.is_set():
             conn: asyncpg.Connection | None = None
             try:
@@ -74,6 +77,7 @@ class WorkListener:
                 if self._on_broadcast is not None:
                     await conn.add_listener(BROADCAST_NOTIFY, self._on_broadcast_notify)
                 self.connected.set()
+                backoff = self.RECONNECT_SECONDS
                 self._wake()  # whatever was queued while we were not listening
                 while not stop.is_set():
                     with contextlib.suppress(TimeoutError):
@@ -81,12 +85,17 @@ class WorkListener:
                     await conn.fetchval("SELECT 1", timeout=5)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("listening for work failed (%s); polling until it is back", exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.RECONNECT_SECONDS)
+            except Exception:  # a bug, or a library error of another kind: still listen on
+                log.exception("listening for work failed unexpectedly; polling until it is back")
+            else:
+                continue  # (stopped)
             finally:
                 self.connected.clear()
                 if conn is not None and not conn.is_closed():
                     try:
                         await conn.close(timeout=5)
-                    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                    except Exception:
                         conn.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=backoff)
+            backoff = min(2 * backoff, self.MAX_RECONNECT_SECONDS)
