@@ -39,7 +39,8 @@ class ServiceError(Exception):
     ) -> None:
         text = message if isinstance(message, Message) else Message(message, params)
         super().__init__(text)
-        self.message: Message = text
+        # Typed as the plain ``str`` callers use; at run time it is the ``Message``.
+        self.message: str = text
         # The input that caused it, when there is one: forms show the message next to it.
         self.field = field
 
