@@ -300,8 +300,9 @@ async def test_a_database_crash_mid_broadcast_sends_each_copy_once(fleet: Fleet)
     context = _report("PostgreSQL", result, fleet)
     assert not fleet.exited(), (fleet.exited(), context)
     assert result.duplicates == 0 and result.missing == 0, context
-    # The outage did hit outcomes in flight, and they were kept until written.
-    assert "outcomes failed; kept" in result.log, context
+    # The outage did hit writes in flight (outcomes, or the release of sends it held
+    # back before their platform request: worker/outages), kept until written.
+    assert "failed; kept" in result.log, context
     assert result.recovery_s <= _allowed(result), context
 
 

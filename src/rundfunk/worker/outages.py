@@ -81,8 +81,9 @@ class OutagePause:
             self._since, self._logged = now, now
             self.outages += 1
             log.warning(
-                "sending held: %s (first at %s); claimed sends go back to the queue without "
-                "counting an attempt, claiming pauses until it is back",
+                "sending held: %s cannot be reached (%s, first at %s); claimed sends go back "
+                "to the queue without counting an attempt, claiming pauses until it is back",
+                _which(error),
                 _first_line(error),
                 what,
             )
@@ -110,6 +111,14 @@ class OutagePause:
         self._since = None
         self._pause = self.first_pause
         self._deferred_since = 0
+
+
+def _which(error: BaseException) -> str:
+    if isinstance(error, LimiterUnavailable):
+        return "the rate limiter's store"  # (its message names Redis or PostgreSQL)
+    if isinstance(error, redis.exceptions.RedisError):
+        return "Redis"
+    return "the database"
 
 
 def _first_line(error: BaseException) -> str:
