@@ -86,12 +86,16 @@ def test_every_error_is_documented_in_the_error_shape() -> None:
         for status in sorted(wanted - set(responses)):
             missing.append(f"{where}: {status} not documented")
         for status, response in responses.items():
-            if int(status) >= 400 and response.get("content") != {
-                "application/json": {"schema": ERROR_REF}
-            }:
+            content = response.get("content")
+            if 400 <= int(status) < 500 and content != {"application/json": {"schema": ERROR_REF}}:
                 missing.append(f"{where}: {status} is not the ErrorResponse JSON")
+            elif int(status) >= 500 and set(content or {}) != {"application/json"}:
+                missing.append(f"{where}: {status} is not documented as JSON")
     assert not missing, "\n".join(missing)
     assert "HTTPValidationError" not in schema["components"]["schemas"]
+    # A model of its own stays: /readyz's 503 carries the readiness, not an error.
+    ready = schema["paths"]["/readyz"]["get"]["responses"]["503"]["content"]
+    assert ready == {"application/json": {"schema": {"$ref": "#/components/schemas/Readiness"}}}
 
 
 async def test_the_webhook_verification_documents_text_and_json(

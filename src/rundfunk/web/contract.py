@@ -7,7 +7,8 @@ added later are covered without doing anything):
 - ``413`` on every operation with a request body (``web.limits.BodyLimitMiddleware``);
 - ``422`` on every operation: any query parameter holding a NUL is refused
   (``web.request_checks``), also on routes that declare no parameters;
-- every error answer in the project's shape (``ErrorResponse``) as ``application/json``,
+- every error answer in the project's shape (``ErrorResponse``) as ``application/json``
+  (unless a route declared a model of its own for it, as ``/readyz`` does for its 503),
   also on routes whose success is something else (the webhook verification echoes the
   challenge as ``text/plain``), and FastAPI's own ``HTTPValidationError`` replaced by it,
   since ``web.errors`` answers validation errors in that shape.
@@ -39,8 +40,19 @@ def _complete_operation(operation: dict[str, Any]) -> None:
         responses.setdefault("413", {"description": _ADDED["413"]})
     responses.setdefault("422", {"description": _ADDED["422"]})
     for status, response in responses.items():
-        if status.isdigit() and int(status) >= 400:
+        if status.isdigit() and int(status) >= 400 and _is_error_shape(response):
             response["content"] = _ERROR_CONTENT
+
+
+def _is_error_shape(response: dict[str, Any]) -> bool:
+    """Whether a declared error answer is ours (or FastAPI's default for validation),
+    whatever media type FastAPI put it under; a model of its own (``/readyz``'s 503
+    carries the readiness) is left as declared."""
+    schemas = [media.get("schema") or {} for media in response.get("content", {}).values()]
+    return all(
+        not schema or schema.get("$ref", "").endswith(("/ErrorResponse", "/HTTPValidationError"))
+        for schema in schemas
+    )
 
 
 def complete(schema: dict[str, Any]) -> dict[str, Any]:
