@@ -17,7 +17,7 @@ async def _check(url: str) -> None:
     try:
         await upgrade(db)
         await upgrade(db)  # idempotent: a second run changes nothing
-        assert await current_revision(db) == "0010"
+        assert await current_revision(db) == "0009"
         async with db.engine.connect() as conn:
             names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
             columns = await conn.run_sync(
