@@ -39,6 +39,9 @@ SERVER_ENV = {
     "RUNDFUNK_RETRY_BASE_SECONDS": "0.2",
     "RUNDFUNK_RETRY_CAP_SECONDS": "5",
     "RUNDFUNK_MAX_ATTEMPTS": "8",
+    # Never the real Graph API from a test: a closed loopback port unless a test's own
+    # fake Graph server is named instead.
+    "RUNDFUNK_WHATSAPP_API_BASE_URL": "http://127.0.0.1:9",
 }
 
 

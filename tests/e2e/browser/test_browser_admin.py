@@ -40,8 +40,6 @@ def test_add_a_sandbox_and_a_whatsapp_channel(owner_page: Any, server: Any) -> N
     page.get_by_label("Display phone number").fill("+49 30 1234567")
     page.get_by_label("Access token").fill("EAAG-browser-test-token")
     page.get_by_label("App secret").fill("browser-test-app-secret")
-    page.get_by_text("Advanced").click()
-    page.get_by_label("Graph API address").fill("http://127.0.0.1:9")  # closed: no network
     page.get_by_role("button", name="Add channel").click()
     error = page.locator("#e-waba_id")
     assert "digits only" in error.inner_text()
