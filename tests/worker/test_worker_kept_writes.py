@@ -79,6 +79,12 @@ def _refuse_one(world: World, delivery_id: int) -> list[str]:
     ]
 
 
+def _unrefuse(world: World) -> list[str]:
+    if world.db.is_sqlite:
+        return ["DROP TRIGGER refuse_one"]
+    return ["DROP TRIGGER refuse_one ON deliveries", "DROP FUNCTION refuse_one()"]
+
+
 async def _ddl(world: World, statements: list[str]) -> None:
     async with world.db.write() as conn:
         for statement in statements:
@@ -169,10 +175,13 @@ async def test_an_outcome_the_database_refuses_costs_only_its_own_row(world: Wor
     await _ddl(world, _refuse_one(world, bad))
     dispatcher = world.dispatcher(chunk_size=CHUNK)
 
-    async with running(dispatcher):
-        await wait_until(
-            lambda: _count_is(world, broadcast_id, "sent", PEOPLE - 1), what="the rest sent"
-        )
+    try:
+        async with running(dispatcher):
+            await wait_until(
+                lambda: _count_is(world, broadcast_id, "sent", PEOPLE - 1), what="the rest sent"
+            )
+    finally:  # (a PostgreSQL test database is emptied and reused: the trigger would stay)
+        await _ddl(world, _unrefuse(world))
 
     assert sorted(platform.copies.values()) == [1] * PEOPLE
     rows = {row.id: row for row in await world.deliveries_of(broadcast_id)}
