@@ -30,7 +30,7 @@ from rundfunk.worker.limiter import LimiterUnavailable
 log = logging.getLogger(__name__)
 
 FIRST_PAUSE_S = 0.2
-MAX_PAUSE_S = 2.0
+MAX_PAUSE_S = 1.0  # a claim and a release a second per worker while down: cheap
 LOG_EVERY_S = 30.0
 
 
