@@ -2,6 +2,14 @@
 
 Checked at the boundary so that a client learns which field is wrong before any
 service runs; the services check again what only they can judge (audience, state).
+
+Conventions for every route (``tests/web/test_web_openapi_contract.py`` checks them on
+the OpenAPI document, ``tests/e2e/test_e2e_fuzz.py`` fuzzes against it): ids in a path
+are ``PathId``, in a body ``Id``; cursors ``Annotated[AfterId, Query()]``; id filters
+``Query(ge=1, le=MAX_ID)``; ``limit`` ``Query(ge=1, le=PAGE_LIMIT_MAX)``; every string
+parameter has a ``max_length`` (or is a ``Literal``); bodies are models with
+``model_config = REQUEST``. NUL, lone surrogates and non-finite numbers need nothing:
+``web.request_checks`` refuses them for every route of the app.
 """
 
 from __future__ import annotations
