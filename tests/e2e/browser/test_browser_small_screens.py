@@ -41,6 +41,12 @@ def _world(server: Any) -> tuple[int, int]:
         f"/sandbox/{channel_id}/phones/{PHONE}/messages", json={"text": "START", "name": "Ada"}
     )
     assert wrote.status_code == 202, wrote.text
+    # What makes a narrow page overflow: a broadcast's funnel on the dashboard (its bars
+    # in a three-column grid), a token's row on the team page.
+    sent = client.post("/api/v1/broadcasts", json={"channel_id": channel_id, "text": "Hallo"})
+    assert sent.status_code in (201, 202), sent.text
+    token = client.post("/api/v1/tokens", json={"name": f"newsroom-alerts-{tag()}", "role": "editor"})
+    assert token.status_code == 201, token.text
     return channel_id, wrote.json()["contact_id"]
 
 
