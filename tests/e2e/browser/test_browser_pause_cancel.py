@@ -108,6 +108,12 @@ def test_console_pause_resume_and_cancel_act_at_once(owner_page: Any, server: An
     counts = {a: sum(marker in (m.get("text") or "") for m in box) for a, box in boxes.items()}
     assert set(counts.values()) == {1}, f"not one copy each: {counts}"
 
+    # Slower for the cancel: the rest of the broadcast must still be sending when the page
+    # has loaded and the dialog is answered, however busy the machine.
+    _api(
+        server, "PATCH", f"/api/v1/channels/{channel_id}",
+        json={"config": {"throughput": RATE / 3, "burst": 1}},
+    )  # fmt: skip
     marker = tag()
     broadcast_id = _start(server, channel_id, f"Console cancel {marker}")
     page.goto(f"/broadcasts/{broadcast_id}")
