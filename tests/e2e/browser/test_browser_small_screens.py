@@ -45,7 +45,8 @@ def _world(server: Any) -> tuple[int, int]:
     # in a three-column grid), a token's row on the team page.
     sent = client.post("/api/v1/broadcasts", json={"channel_id": channel_id, "text": "Hallo"})
     assert sent.status_code in (201, 202), sent.text
-    token = client.post("/api/v1/tokens", json={"name": f"newsroom-alerts-{tag()}", "role": "editor"})
+    named = {"name": f"newsroom-alerts-{tag()}", "role": "editor"}
+    token = client.post("/api/v1/tokens", json=named)
     assert token.status_code == 201, token.text
     return channel_id, wrote.json()["contact_id"]
 
